@@ -1,0 +1,1 @@
+"""The operator tooling behind ./podium: lab provisioner, inventory, Ansible and test runs."""

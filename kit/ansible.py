@@ -1,0 +1,72 @@
+"""Running ansible-playbook for a stack, with its output kept and its failures explained."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kit.errors import PodiumError
+from kit.paths import REPO, StackPaths
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def env_for(paths: StackPaths, report: Path | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(paths.facts),
+        "ANSIBLE_FORCE_COLOR": os.environ.get("ANSIBLE_FORCE_COLOR", "0"),
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
+    if report is not None:
+        env["PODIUM_ANSIBLE_REPORT"] = str(report)
+    return env
+
+
+def run_playbook(paths: StackPaths, playbook: str, label: str,
+                 extra: list[str] | None = None) -> dict:
+    """Run ``playbook`` against the stack's inventory; return the podium_report summary.
+
+    Output goes to the terminal and to .podium/<stack>/logs/<label>-<time>.log. On failure
+    raises PodiumError naming each failed host, its role and task.
+    """
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_path = paths.logs / f"{label}-{stamp}.log"
+    report_path = paths.logs / f"{label}-{stamp}.json"
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(paths.inventory),
+           str(REPO / playbook), *(extra or [])]
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env_for(paths, report_path),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.write("      | " + line)
+            log.write(line)
+        code = proc.wait()
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        report = {}
+    if code != 0:
+        failures = report.get("failures", [])
+        lines = [
+            f"{f['host']}: role {f.get('role') or '(playbook)'}, task '{f['task']}'"
+            + (" (unreachable)" if f.get("unreachable") else "")
+            + (f"\n    {f['message'].strip().splitlines()[0]}" if f.get("message") else "")
+            for f in failures
+        ]
+        raise PodiumError(
+            f"{playbook} failed on {len({f['host'] for f in failures}) or 'some'} host(s)"
+            + (":\n  " + "\n  ".join(lines) if lines else f" (ansible-playbook exited {code})"),
+            f"full output: {log_path.relative_to(REPO)}; fix the cause and run ./podium up "
+            "again (it resumes: machines are reused and the play converges)",
+        )
+    return report

@@ -1,0 +1,100 @@
+"""./podium: the operator's entry point. Every subcommand wraps a standard tool and says so."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kit.errors import PodiumError
+
+DEFAULT_STACK = "local"
+
+
+def _stack_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack", default=DEFAULT_STACK, metavar="NAME",
+        help=f"stack file infra/stacks/Pulumi.NAME.yaml (default: {DEFAULT_STACK})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="./podium",
+        description="Run Podium: boot the local lab, converge it with Ansible, test it.",
+        epilog="The standard tools stay usable directly: ansible-playbook playbooks/site.yml "
+               "-i .podium/<stack>/inventory.yml, pytest tests/infra, pulumi up.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("up", help="boot the stack's lab machines, converge and check them",
+                       description="Validate the stack file, prepare this host, boot one "
+                       "systemd-nspawn machine per host, run playbooks/site.yml and the "
+                       "testinfra checks. Re-running reuses running machines and converges "
+                       "again; an interrupted up is resumed by running up again.")
+    _stack_arg(p)
+    p.add_argument("--no-test", action="store_true",
+                   help="skip the testinfra checks at the end")
+
+    p = sub.add_parser("down", help="stop and remove the stack's machines, bridge and state",
+                       description="Stop and remove everything of the stack (machines, bridge, "
+                       ".podium/<stack>/). Shared caches (base image, apt cache) are kept.")
+    _stack_arg(p)
+
+    p = sub.add_parser("status", help="hosts, roles, addresses and whether they run",
+                       description="Show every lab stack that is up, or only --stack NAME.")
+    p.add_argument("--stack", default=None, metavar="NAME", help="only this stack")
+
+    p = sub.add_parser("ssh", help="a shell (or a command) on a lab host as the admin user",
+                       description="ssh to HOST with the stack's lab key, e.g. "
+                       "./podium ssh db1 -- sudo journalctl -u ssh")
+    _stack_arg(p)
+    p.add_argument("host", metavar="HOST", help="host name from the stack file")
+    p.add_argument("remote", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="command to run instead of a shell")
+
+    p = sub.add_parser("converge", help="run ansible-playbook playbooks/site.yml on the stack",
+                       description="Run site.yml against .podium/<stack>/inventory.yml (the "
+                       "stack must be up). Extra arguments go to ansible-playbook.")
+    _stack_arg(p)
+    p.add_argument("ansible_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help="extra ansible-playbook arguments, e.g. -- --check --diff")
+
+    p = sub.add_parser("test", help="run the test tiers: unit, app, then the lab",
+                       description="Tier 1 unit and tier 2 app tests, then (without --fast) "
+                       "the lab tier: up the local stack, converge twice (the second must "
+                       "change nothing), testinfra, lab tests, down.")
+    p.add_argument("--fast", action="store_true", help="only the unit and app tiers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except PodiumError as err:
+        print(err.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing is lost; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from kit import lab, testing
+
+    if args.command == "up":
+        lab.up(args.stack, run_tests=not args.no_test)
+    elif args.command == "down":
+        lab.down(args.stack)
+    elif args.command == "status":
+        lab.status(args.stack)
+    elif args.command == "ssh":
+        remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
+        lab.shell(args.stack, args.host, remote)
+    elif args.command == "converge":
+        extra = args.ansible_args[1:] if args.ansible_args[:1] == ["--"] else args.ansible_args
+        lab.converge(args.stack, extra)
+    elif args.command == "test":
+        return testing.run(fast=args.fast)
+    return 0

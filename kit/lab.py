@@ -1,0 +1,294 @@
+"""The local lab provisioner: `up`, `down` and `status` for stacks whose provider is local."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from kit import aptproxy, host, image, inventory, ssh
+from kit.ansible import VENV_BIN, run_playbook
+from kit.console import Progress, fmt_seconds, table
+from kit.errors import PodiumError
+from kit.machines import Machine
+from kit.paths import MACHINES_ROOT, REPO, STATE_ROOT, StackPaths, stack_file
+from kit.stack import Stack, load_stack
+
+BOOT_TIMEOUT = 180  # seconds from boot to SSH and cloud-init done, per host (hosts boot together)
+UP_STEPS = 10
+
+
+def _require_local(stack: Stack) -> None:
+    if stack.provider != "local":
+        raise PodiumError(
+            f"stack '{stack.name}' uses provider '{stack.provider}'; ./podium up drives "
+            "only local (lab) stacks so far",
+            "cloud stacks are created with `pulumi up` in infra/ (see README), then "
+            "configured with ansible-playbook playbooks/site.yml",
+        )
+
+
+def _save_state(stack: Stack, paths: StackPaths) -> None:
+    """Keep what `down` needs even if the stack file is edited or removed later."""
+    paths.state.mkdir(parents=True, exist_ok=True)
+    (paths.state / "stack.json").write_text(stack.model_dump_json(indent=2))
+
+
+def _load_state(name: str) -> Stack | None:
+    try:
+        return Stack.model_validate_json((StackPaths(name).state / "stack.json").read_text())
+    except OSError:
+        return None
+
+
+def active_bridge_gateways(exclude: str | None = None) -> list[str]:
+    """Gateway addresses of every lab stack that is up (for the shared apt proxy)."""
+    gateways = []
+    if STATE_ROOT.is_dir():
+        for state in STATE_ROOT.iterdir():
+            stack = _load_state(state.name)
+            if stack and stack.lab and stack.name != exclude and host.bridge_exists(
+                    stack.lab.bridge):
+                gateways.append(stack.gateway)
+    return gateways
+
+
+def up(stack_name: str, run_tests: bool = True) -> None:
+    progress = Progress(UP_STEPS)
+    paths = StackPaths(stack_name)
+    source = str(stack_file(stack_name).relative_to(REPO))
+
+    with progress.step(f"Validate the stack file {source}"):
+        stack = load_stack(stack_name)
+        _require_local(stack)
+        assert stack.lab is not None
+        progress.note(f"{len(stack.hosts)} hosts, domain {stack.domain}, mode {stack.mode}")
+
+    with progress.step("Prepare the host: packages, nspawn, bridge, apt proxy"):
+        host.check_root()
+        host.ensure_packages(host.HOST_PACKAGES, progress.note)
+        host.check_nspawn()
+        host.ensure_bridge(stack, source, progress.note)
+        _save_state(stack, paths)
+        aptproxy.ensure([*active_bridge_gateways(), stack.gateway], progress.note)
+        aptproxy.check(stack.gateway, stack.lab.suite)
+        progress.note(f"apt proxy answers at {aptproxy.url(stack.gateway)}")
+
+    with progress.step(f"Build or reuse the Debian {stack.lab.suite} base image"):
+        base = image.ensure_image(stack.lab.suite, progress.note)
+
+    machines = [Machine(stack, h, paths) for h in stack.hosts]
+    with progress.step("Create one machine per host, each with its cloud-init NoCloud seed"):
+        public_key = ssh.ensure_key(paths)
+        _remove_strays(stack, paths, progress)
+        for machine in machines:
+            if machine.created():
+                progress.note("exists, reused", machine.host.name)
+                continue
+            ssh.forget_host(paths, str(machine.host.address))
+            machine.create(base, [public_key, *stack.admin.ssh_keys],
+                           aptproxy.url(stack.gateway))
+            progress.note("created; seed rendered from templates/cloud-init/", machine.host.name)
+
+    with progress.step(f"Boot the machines with systemd-nspawn on bridge {stack.lab.bridge}"):
+        for machine in machines:
+            if machine.pid() is not None:
+                progress.note("already running, reused", machine.host.name)
+                continue
+            machine.boot()
+            progress.note(f"booting as {machine.host.address}", machine.host.name)
+
+    with progress.step("Wait for SSH and cloud-init on every host"):
+        def wait(machine: Machine) -> str:
+            ssh.wait_ready(paths, stack.admin.user, str(machine.host.address),
+                           machine.host.name, lambda: machine.pid() is not None,
+                           BOOT_TIMEOUT, machine.console_tail)
+            progress.note("SSH up, cloud-init done", machine.host.name)
+            return machine.host.name
+
+        with ThreadPoolExecutor(max_workers=len(machines)) as pool:
+            list(pool.map(wait, machines))
+
+    with progress.step(f"Write the inventory {paths.inventory.relative_to(REPO)}"):
+        inventory.write(inventory.build(stack, paths, public_key), paths.inventory)
+
+    with progress.step("Converge: ansible-playbook playbooks/site.yml"):
+        run_playbook(paths, "playbooks/site.yml", "converge")
+
+    with progress.step("Check the hosts: pytest tests/infra (testinfra)"):
+        if run_tests:
+            run_testinfra(paths)
+        else:
+            progress.note("skipped (--no-test)")
+
+    with progress.step("Summary"):
+        pass
+    print_summary(stack, paths, progress)
+
+
+def run_testinfra(paths: StackPaths, extra: list[str] | None = None) -> None:
+    cmd = [str(VENV_BIN / "pytest"), "-q", "tests/infra",
+           f"--ansible-inventory={paths.inventory}", *(extra or [])]
+    result = subprocess.run(cmd, cwd=REPO, env={**_env(), "PODIUM_STACK": paths.stack})
+    if result.returncode != 0:
+        raise PodiumError(
+            f"the testinfra checks failed on stack '{paths.stack}' (see the report above)",
+            f"rerun them alone with: .venv/bin/pytest tests/infra "
+            f"--ansible-inventory={paths.inventory.relative_to(REPO)}",
+        )
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+
+
+def _remove_strays(stack: Stack, paths: StackPaths, progress: Progress) -> None:
+    """Remove machines of this stack whose host is no longer in the stack file."""
+    if not paths.machines.is_dir():
+        return
+    wanted = {h.name for h in stack.hosts}
+    for directory in paths.machines.iterdir():
+        if directory.name not in wanted:
+            progress.note("no longer in the stack file: stopping and removing", directory.name)
+            stray_host = stack.hosts[0].model_copy(update={"name": directory.name})
+            stray = Machine(stack, stray_host, paths)
+            stray.remove()
+
+
+def print_summary(stack: Stack, paths: StackPaths, progress: Progress) -> None:
+    rows = []
+    for h in stack.hosts:
+        state = "running" if Machine(stack, h, paths).pid() else "stopped"
+        rows.append([h.name, ", ".join(h.roles), str(h.address), state])
+    out = [
+        "",
+        f"Stack '{stack.name}' is up ({progress.elapsed()} in all).",
+        "",
+        table(rows, ["host", "roles", "address", "state"]),
+        "",
+        "Time per step:",
+        *(f"  {fmt_seconds(t):>8}  {title}" for title, t in progress.timings),
+        "",
+        f"Inventory:  {paths.inventory.relative_to(REPO)}",
+        f"Shell:      ./podium ssh {stack.hosts[0].name}"
+        + (f" --stack {stack.name}" if stack.name != "local" else ""),
+        f"Ansible:    ansible-playbook playbooks/site.yml -i {paths.inventory.relative_to(REPO)}",
+        f"Checks:     pytest tests/infra --ansible-inventory={paths.inventory.relative_to(REPO)}",
+    ]
+    edges = [h for h in stack.hosts if "edge" in h.roles]
+    if (REPO / "roles" / "edge").is_dir() and edges:
+        out.append(f"Platform:   https://{stack.domain}/ (edges: "
+                   + ", ".join(str(h.address) for h in edges) + ")")
+    else:
+        out.append("Platform:   not served yet: the edge and app roles do not exist yet, so "
+                   "hosts have the common baseline only")
+    print("\n".join(out), flush=True)
+
+
+def down(stack_name: str) -> None:
+    """Stop and remove everything of the stack: machines, bridge, state. Verify it is gone."""
+    host.check_root()
+    paths = StackPaths(stack_name)
+    stack = _load_state(stack_name)
+    if stack is None:
+        try:
+            stack = load_stack(stack_name)
+        except PodiumError:
+            stack = None
+    if stack is None and not paths.state.exists() and not paths.machines.exists():
+        print(f"stack '{stack_name}' is not up; nothing to remove", file=sys.stderr)
+        return
+    if paths.machines.is_dir() and stack is not None:
+        for directory in sorted(paths.machines.iterdir()):
+            machine = Machine(stack, stack.hosts[0].model_copy(update={"name": directory.name}),
+                              paths)
+            print(f"==> stopping and removing {directory.name}", file=sys.stderr, flush=True)
+            machine.remove()
+    if paths.machines.exists():
+        shutil.rmtree(paths.machines)
+    if stack is not None and stack.lab is not None:
+        host.remove_bridge(stack.lab.bridge)
+    if paths.state.exists():
+        shutil.rmtree(paths.state)
+    aptproxy.ensure(active_bridge_gateways(exclude=stack_name), lambda msg: None)
+    left = leftovers(stack_name, stack)
+    if left:
+        raise PodiumError(
+            f"stack '{stack_name}' was not removed completely: {'; '.join(left)}",
+            "remove those by hand, then run ./podium down again",
+        )
+    print(f"stack '{stack_name}' is down: machines, bridge and state removed", file=sys.stderr)
+
+
+def leftovers(stack_name: str, stack: Stack | None) -> list[str]:
+    """Anything of the stack still on this host (empty when `down` did its job)."""
+    paths = StackPaths(stack_name)
+    found = []
+    if paths.machines.exists():
+        found.append(f"{paths.machines} exists")
+    if paths.state.exists():
+        found.append(f"{paths.state} exists")
+    if stack is not None and stack.lab is not None and host.bridge_exists(stack.lab.bridge):
+        found.append(f"bridge {stack.lab.bridge} exists")
+    marker = str(MACHINES_ROOT / stack_name).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if marker in (proc / "cmdline").read_bytes():
+                    found.append(f"process {proc.name} still runs a machine of the stack")
+            except OSError:
+                continue
+    return found
+
+
+def status(stack_name: str | None) -> None:
+    names = [stack_name] if stack_name else sorted(
+        p.name for p in STATE_ROOT.iterdir() if (p / "stack.json").is_file()
+    ) if STATE_ROOT.is_dir() else []
+    if not names:
+        print("no lab stack is up (start one with ./podium up)")
+        return
+    for name in names:
+        stack = _load_state(name)
+        if stack is None:
+            print(f"stack '{name}': not up")
+            continue
+        paths = StackPaths(name)
+        rows = []
+        for h in stack.hosts:
+            machine = Machine(stack, h, paths)
+            running = machine.pid() is not None
+            reachable = running and ssh.port_open(str(h.address), timeout=0.5)
+            state = ("running" if running else "stopped") + (", ssh ok" if reachable else "")
+            rows.append([h.name, ", ".join(h.roles), str(h.address), state])
+        bridge = stack.lab.bridge if stack.lab else "-"
+        print(f"stack '{name}' ({stack.provider}, {stack.domain}, mode {stack.mode}, "
+              f"bridge {bridge} {stack.network.cidr})")
+        print(table(rows, ["host", "roles", "address", "state"]))
+        print()
+
+
+def shell(stack_name: str, host_name: str, command: list[str]) -> None:
+    stack = _load_state(stack_name)
+    if stack is None:
+        raise PodiumError(f"stack '{stack_name}' is not up", f"run ./podium up --stack {stack_name}")
+    target = stack.host(host_name)
+    paths = StackPaths(stack_name)
+    args = ["ssh", *ssh.base_args(paths), "-o", "BatchMode=no",
+            f"{stack.admin.user}@{target.address}", *command]
+    os.execvp("ssh", args)
+
+
+
+def converge(stack_name: str, extra: list[str]) -> dict:
+    """Run site.yml on a stack that is up; return the run's report."""
+    paths = StackPaths(stack_name)
+    if not paths.inventory.is_file():
+        raise PodiumError(
+            f"stack '{stack_name}' has no inventory ({paths.inventory.relative_to(REPO)})",
+            f"bring it up first: ./podium up --stack {stack_name}",
+        )
+    return run_playbook(paths, "playbooks/site.yml", "converge", extra)

@@ -1,0 +1,66 @@
+"""Where the kit keeps things. One place, so `down` can remove exactly what `up` made.
+
+- ``.podium/<stack>/`` in the checkout: what the operator uses (inventory, lab SSH key, logs).
+- ``/var/lib/podium/stacks/<stack>/``: the lab machines' root filesystems (large).
+- ``/var/cache/podium/``: shared by all stacks and kept by `down` (base images, apt cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO / "infra" / "stacks"
+STATE_ROOT = REPO / ".podium"
+MACHINES_ROOT = Path("/var/lib/podium/stacks")
+CACHE_ROOT = Path("/var/cache/podium")
+HOST_SERVICES_ROOT = Path("/var/lib/podium/host")
+
+
+def stack_file(stack: str) -> Path:
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Every path that belongs to one stack."""
+
+    stack: str
+
+    @property
+    def state(self) -> Path:
+        return STATE_ROOT / self.stack
+
+    @property
+    def inventory(self) -> Path:
+        return self.state / "inventory.yml"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.state / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state / "ssh" / "known_hosts"
+
+    @property
+    def logs(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def facts(self) -> Path:
+        return self.state / "facts"
+
+    @property
+    def machines(self) -> Path:
+        return MACHINES_ROOT / self.stack
+
+    def machine_root(self, host: str) -> Path:
+        return self.machines / host / "root"
+
+    def machine_dir(self, host: str) -> Path:
+        return self.machines / host
+
+    def console_log(self, host: str) -> Path:
+        return self.logs / f"console-{host}.log"
