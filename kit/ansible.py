@@ -57,12 +57,15 @@ def run_playbook(paths: StackPaths, playbook: str, label: str,
         report = {}
     if code != 0:
         failures = report.get("failures", [])
-        lines = [
-            f"{f['host']}: role {f.get('role') or '(playbook)'}, task '{f['task']}'"
-            + (" (unreachable)" if f.get("unreachable") else "")
-            + (f"\n    {f['message'].strip().splitlines()[0]}" if f.get("message") else "")
-            for f in failures
-        ]
+        # One line per distinct failure, with the hosts it happened on.
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for f in failures:
+            first = (f.get("message") or "").strip().splitlines()[:1]
+            kind = "unreachable" if f.get("unreachable") else (first[0] if first else "")
+            grouped.setdefault((f.get("role") or "(playbook)", f["task"], kind), []).append(
+                f["host"])
+        lines = [f"role {role}, task '{task}' on {', '.join(hosts)}" + (f"\n    {msg}" if msg else "")
+                 for (role, task, msg), hosts in grouped.items()]
         raise PodiumError(
             f"{playbook} failed on {len({f['host'] for f in failures}) or 'some'} host(s)"
             + (":\n  " + "\n  ".join(lines) if lines else f" (ansible-playbook exited {code})"),

@@ -1,0 +1,51 @@
+"""The ./podium entry point: help everywhere, clear refusals, no tracebacks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from kit.cli import build_parser, main
+from kit.paths import REPO
+
+COMMANDS = ["up", "down", "status", "ssh", "converge", "test"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_has_help(command, capsys):
+    argv = [command, "--help"] if command else ["--help"]
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ./podium")
+    if command in ("up", "down", "ssh", "converge"):
+        assert "--stack NAME" in out
+
+
+def test_unknown_stack_is_a_clear_error_not_a_traceback(capsys):
+    code = main(["up", "--stack", "no-such-stack"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: no stack file for stack 'no-such-stack'" in err
+    assert "what to do:" in err
+    assert "Traceback" not in err
+
+
+def test_ssh_to_a_stack_that_is_not_up_is_clear(capsys):
+    assert main(["ssh", "--stack", "never-up", "db1"]) == 2
+    assert "stack 'never-up' is not up" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_podium_refuses_to_run_as_non_root():
+    result = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         str(REPO / "podium"), "status"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "must run as root" in result.stderr
+    assert "Traceback" not in result.stderr

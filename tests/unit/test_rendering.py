@@ -1,0 +1,83 @@
+"""What the kit writes for hosts: cloud-init seed and Ansible inventory."""
+
+from __future__ import annotations
+
+import yaml
+
+from kit import cloudinit, inventory
+from kit.paths import StackPaths
+from kit.stack import load_stack
+
+LAB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyForTestsOnly podium-lab-test"
+
+
+def test_user_data_is_cloud_config_with_admin_and_key():
+    stack = load_stack("local")
+    host = stack.host("db1")
+    text = cloudinit.user_data(stack, host, [LAB_KEY], "http://10.213.0.1:3149")
+    assert text.startswith("#cloud-config\n")
+    data = yaml.safe_load(text)
+    assert data["hostname"] == "db1"
+    assert data["fqdn"] == "db1.podium.test"
+    assert data["ssh_pwauth"] is False
+    assert data["disable_root"] is True
+    (admin,) = data["users"]
+    assert admin["name"] == stack.admin.user
+    assert admin["ssh_authorized_keys"] == [LAB_KEY]
+    assert admin["lock_passwd"] is True
+    assert data["apt"]["proxy"] == "http://10.213.0.1:3149"
+
+
+def test_user_data_without_proxy_has_no_apt_section():
+    stack = load_stack("local")
+    data = yaml.safe_load(cloudinit.user_data(stack, stack.hosts[0], [LAB_KEY]))
+    assert "apt" not in data
+
+
+def test_network_config_gives_the_stack_address_and_gateway():
+    stack = load_stack("local")
+    data = yaml.safe_load(cloudinit.network_config(stack, stack.host("edge2")))
+    assert data["version"] == 2
+    assert data["ethernets"]["host0"]["addresses"] == ["10.213.0.12/24"]
+    assert data["ethernets"]["host0"]["routes"] == [{"to": "0.0.0.0/0", "via": "10.213.0.1"}]
+
+
+def test_seed_files_are_written_private(tmp_path):
+    stack = load_stack("local-mini")
+    cloudinit.write_seed(tmp_path, stack, stack.hosts[0], [LAB_KEY], "", "iid-1")
+    seed = tmp_path / cloudinit.SEED_DIR
+    assert yaml.safe_load((seed / "meta-data").read_text())["instance-id"] == "iid-1"
+    assert {p.name for p in seed.iterdir()} == {"user-data", "meta-data", "network-config"}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in seed.iterdir())
+
+
+def test_inventory_groups_hosts_by_role(tmp_path):
+    stack = load_stack("local")
+    inv = inventory.build(stack, StackPaths("local"), LAB_KEY)
+    children = inv["all"]["children"]
+    assert set(children["edge"]["hosts"]) == {"edge1", "edge2"}
+    assert set(children["redis"]["hosts"]) == {"store1"}
+    assert set(children["media"]["hosts"]) == {"store1"}
+    assert "common" not in children
+
+
+def test_inventory_host_and_stack_variables():
+    stack = load_stack("local")
+    inv = inventory.build(stack, StackPaths("local"), LAB_KEY)
+    db1 = inv["all"]["hosts"]["db1"]
+    assert db1["ansible_host"] == db1["podium_private_address"] == "10.213.0.41"
+    assert db1["podium_roles"] == ["postgres"]
+    stack_vars = inv["all"]["vars"]
+    assert stack_vars["ansible_user"] == "podium"
+    assert stack_vars["podium_admin_ssh_keys"] == [LAB_KEY]
+    assert stack_vars["podium_operator_cidrs"] == ["10.213.0.1/32"]
+    assert "StrictHostKeyChecking=yes" in stack_vars["ansible_ssh_common_args"]
+
+
+def test_inventory_file_round_trips(tmp_path):
+    stack = load_stack("local-mini")
+    path = tmp_path / "inventory.yml"
+    inventory.write(inventory.build(stack, StackPaths("local-mini"), LAB_KEY), path)
+    loaded = yaml.safe_load(path.read_text())
+    assert loaded["all"]["children"]["app"]["hosts"] == {"solo": None}
+    assert not path.with_suffix(".tmp").exists()
