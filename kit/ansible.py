@@ -64,8 +64,10 @@ def run_playbook(paths: StackPaths, playbook: str, label: str,
             kind = "unreachable" if f.get("unreachable") else (first[0] if first else "")
             grouped.setdefault((f.get("role") or "(playbook)", f["task"], kind), []).append(
                 f["host"])
-        lines = [f"role {role}, task '{task}' on {', '.join(hosts)}" + (f"\n    {msg}" if msg else "")
-                 for (role, task, msg), hosts in grouped.items()]
+        lines = [
+            f"role {role}, task '{task}' on {', '.join(hosts)}" + (f"\n    {msg}" if msg else "")
+            for (role, task, msg), hosts in grouped.items()
+        ]
         raise PodiumError(
             f"{playbook} failed on {len({f['host'] for f in failures}) or 'some'} host(s)"
             + (":\n  " + "\n  ".join(lines) if lines else f" (ansible-playbook exited {code})"),

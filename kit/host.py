@@ -144,7 +144,7 @@ def ensure_bridge(stack: Stack, source: str, note) -> None:
         iface = next(i for i in _interfaces() if i["ifname"] == bridge)
         addresses = [f"{a['local']}/{a['prefixlen']}" for a in iface.get("addr_info", [])
                      if a.get("family") == "inet"]
-        if iface.get("link_type") != "ether" or not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
+        if not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
             raise PodiumError(
                 f"network interface '{bridge}' exists but is not a bridge",
                 f"pick another podium:lab.bridge name in {source}",

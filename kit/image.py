@@ -78,7 +78,7 @@ def ensure_image(suite: str, note) -> Path:
         "mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
         f"--include={','.join(PACKAGES)}",
         f"--customize-hook=upload {cfg.name} /etc/cloud/cloud.cfg.d/90-podium-lab.cfg",
-        f"--customize-hook=chmod 0644 \"$1\"/etc/cloud/cloud.cfg.d/90-podium-lab.cfg",
+        "--customize-hook=chmod 0644 \"$1\"/etc/cloud/cloud.cfg.d/90-podium-lab.cfg",
         *(f"--customize-hook={hook}" for hook in CUSTOMIZE),
         suite, str(partial), *sources,
     ]

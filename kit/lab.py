@@ -274,7 +274,8 @@ def status(stack_name: str | None) -> None:
 def shell(stack_name: str, host_name: str, command: list[str]) -> None:
     stack = _load_state(stack_name)
     if stack is None:
-        raise PodiumError(f"stack '{stack_name}' is not up", f"run ./podium up --stack {stack_name}")
+        raise PodiumError(f"stack '{stack_name}' is not up",
+                          f"run ./podium up --stack {stack_name}")
     target = stack.host(host_name)
     paths = StackPaths(stack_name)
     args = ["ssh", *ssh.base_args(paths), "-o", "BatchMode=no",

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import cloudinit
-from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Host, Stack
 

@@ -78,9 +78,9 @@ def wait_ready(paths: StackPaths, user: str, address: str, host: str, alive, tim
             )
         if port_open(address):
             try:
-                result = run(paths, user, address, "cloud-init status --wait >/dev/null; "
-                             "cloud-init status --long", timeout=max(5, deadline - time.monotonic()),
-                             strict=False)
+                result = run(paths, user, address,
+                             "cloud-init status --wait >/dev/null; cloud-init status --long",
+                             timeout=max(5, deadline - time.monotonic()), strict=False)
             except subprocess.TimeoutExpired:
                 last = "cloud-init did not finish"
                 break

@@ -63,14 +63,14 @@ def test_report_callback_records_changes_and_failures(tmp_path):
 
 
 @pytest.mark.parametrize(("variable", "value"), [
-    ("common_admin_ssh_keys", "not-a-list"),
+    ("common_admin_ssh_keys", {"not": "a list"}),
     ("common_fail2ban_maxretry", "many"),
 ])
 def test_common_role_rejects_bad_variables_before_changing_anything(tmp_path, variable, value):
     plays = [{
         "name": "Apply common with a bad variable", "hosts": "all", "gather_facts": False,
         "vars": {"common_admin_ssh_keys": ["ssh-ed25519 AAAA test"],
-                 "common_firewall_role_ports": {}, "common_firewall_sources": {},
+                 "common_firewall_role_ports": {"common": []}, "common_firewall_sources": {},
                  variable: value},
         "roles": ["common"],
     }]
@@ -80,3 +80,9 @@ def test_common_role_rejects_bad_variables_before_changing_anything(tmp_path, va
     assert "arg spec" in failure["task"].lower() or "argument" in failure["task"].lower()
     assert variable in failure["message"]
     assert report["changed"] == []
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([str(BIN / "ruff"), "check", "."], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout
