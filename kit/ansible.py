@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from kit.errors import PodiumError
-from kit.paths import REPO, StackPaths
+from kit.paths import REPO, StackPaths, shown
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -71,7 +71,7 @@ def run_playbook(paths: StackPaths, playbook: str, label: str,
         raise PodiumError(
             f"{playbook} failed on {len({f['host'] for f in failures}) or 'some'} host(s)"
             + (":\n  " + "\n  ".join(lines) if lines else f" (ansible-playbook exited {code})"),
-            f"full output: {log_path.relative_to(REPO)}; fix the cause and run ./podium up "
+            f"full output: {shown(log_path)}; fix the cause and run ./podium up "
             "again (it resumes: machines are reused and the play converges)",
         )
     return report

@@ -18,6 +18,14 @@ CACHE_ROOT = Path("/var/cache/podium")
 HOST_SERVICES_ROOT = Path("/var/lib/podium/host")
 
 
+def shown(path: Path) -> str:
+    """A path as operators see it: relative to the checkout when inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def stack_file(stack: str) -> Path:
     return STACKS_DIR / f"Pulumi.{stack}.yaml"
 
