@@ -87,8 +87,6 @@ def _mini_image(tmp_path: Path) -> Path:
 
 
 def test_host_that_does_not_boot_shows_its_console(tmp_path, monkeypatch):
-    monkeypatch.setattr("kit.paths.MACHINES_ROOT", tmp_path / "machines")
-    monkeypatch.setattr("kit.paths.STATE_ROOT", tmp_path / "state")
     stack = _stack()
     paths = StackPaths("errtest")
     monkeypatch.setattr(StackPaths, "machines", property(lambda self: tmp_path / "machines"))
