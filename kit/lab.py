@@ -202,11 +202,12 @@ def down(stack_name: str) -> None:
         print(f"stack '{stack_name}' is not up; nothing to remove", file=sys.stderr)
         return
     if paths.machines.is_dir() and stack is not None:
-        for directory in sorted(paths.machines.iterdir()):
-            machine = Machine(stack, stack.hosts[0].model_copy(update={"name": directory.name}),
-                              paths)
-            print(f"==> stopping and removing {directory.name}", file=sys.stderr, flush=True)
-            machine.remove()
+        machines = [Machine(stack, stack.hosts[0].model_copy(update={"name": d.name}), paths)
+                    for d in sorted(paths.machines.iterdir())]
+        print(f"==> stopping and removing {len(machines)} machines: "
+              + ", ".join(m.host.name for m in machines), file=sys.stderr, flush=True)
+        with ThreadPoolExecutor(max_workers=len(machines) or 1) as pool:
+            list(pool.map(Machine.remove, machines))
     if paths.machines.exists():
         shutil.rmtree(paths.machines)
     if stack is not None and stack.lab is not None:
