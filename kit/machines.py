@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import cloudinit
+from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Host, Stack
 
@@ -87,10 +88,16 @@ class Machine:
         with open(self.console_log, "ab") as log:
             log.write(f"\n===== boot {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
             log.flush()
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env,
-            )
+            try:
+                proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, env=env,
+                )
+            except FileNotFoundError:
+                raise PodiumError(
+                    f"cannot boot host {self.host.name}: systemd-nspawn is not installed",
+                    "apt-get install systemd-container (./podium up does it itself)",
+                ) from None
         self.pid_file.write_text(f"{proc.pid}\n")
 
     def console_tail(self, lines: int = 25) -> str:

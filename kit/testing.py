@@ -99,7 +99,12 @@ def _lab_tier(tally: Tally) -> None:
 
 
 def run(fast: bool) -> int:
+    from kit import host
+
     tally = Tally()
+    # The unit tier exercises real host tools too (systemd-nspawn, ip, ansible-playbook).
+    host.check_root()
+    host.ensure_packages(host.HOST_PACKAGES, lambda text: _say(text))
     _say("unit tier: pytest tests/unit")
     _pytest(tally, "unit", ["-q", "tests/unit"])
     _say("app tier: pytest tests/app")
