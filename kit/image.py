@@ -22,6 +22,9 @@ SECURITY = "http://deb.debian.org/debian-security"
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2",
     "ca-certificates", "sudo", "cloud-init", "apt-utils", "locales",
+    # Ansible's apt module needs it, and under Mitogen it cannot install it by itself.
+    # The user-data asks for it too, for cloud images that lack it.
+    "python3-apt",
 ]
 
 # Baked into the image: the NoCloud seed directory is the only datasource in the lab, and
