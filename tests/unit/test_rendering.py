@@ -26,6 +26,8 @@ def test_user_data_is_cloud_config_with_admin_and_key():
     assert admin["ssh_authorized_keys"] == [LAB_KEY]
     assert admin["lock_passwd"] is True
     assert data["apt"]["proxy"] == "http://10.213.0.1:3149"
+    # Ansible's prerequisites arrive with first boot, on stock cloud images too.
+    assert {"python3", "python3-apt"} <= set(data["packages"])
 
 
 def test_user_data_without_proxy_has_no_apt_section():
