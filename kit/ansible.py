@@ -29,14 +29,14 @@ def env_for(paths: StackPaths, report: Path | None = None) -> dict[str, str]:
 
 
 def run_playbook(paths: StackPaths, playbook: str, label: str,
-                 extra: list[str] | None = None) -> dict:
+                 extra: list[str] | None = None, echo: bool = True) -> dict:
     """Run ``playbook`` against the stack's inventory; return the podium_report summary.
 
     Output goes to the terminal and to .podium/<stack>/logs/<label>-<time>.log. On failure
     raises PodiumError naming each failed host, its role and task.
     """
     paths.logs.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 1000:03d}"
     log_path = paths.logs / f"{label}-{stamp}.log"
     report_path = paths.logs / f"{label}-{stamp}.json"
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(paths.inventory),
@@ -48,7 +48,8 @@ def run_playbook(paths: StackPaths, playbook: str, label: str,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
-            sys.stderr.write("      | " + line)
+            if echo:
+                sys.stderr.write("      | " + line)
             log.write(line)
         code = proc.wait()
     try:

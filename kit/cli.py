@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ansible_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
                    help="extra ansible-playbook arguments, e.g. -- --check --diff")
 
+    p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
+                       description="Benchmarks whose figures go to docs/perf.md.")
+    p.add_argument("what", choices=["converge"],
+                   help="converge: time site.yml runs on a stack that is up")
+    _stack_arg(p)
+    p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
+
     p = sub.add_parser("test", help="run the test tiers: unit, app, then the lab",
                        description="Tier 1 unit and tier 2 app tests, then (without --fast) "
                        "the lab tier: up the local stack, converge twice (the second must "
@@ -95,6 +102,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "converge":
         extra = args.ansible_args[1:] if args.ansible_args[:1] == ["--"] else args.ansible_args
         lab.converge(args.stack, extra)
+    elif args.command == "bench":
+        from kit import bench
+
+        bench.converge(args.stack, args.runs)
     elif args.command == "test":
         return testing.run(fast=args.fast)
     return 0

@@ -10,7 +10,7 @@ import pytest
 from kit.cli import build_parser, main
 from kit.paths import REPO
 
-COMMANDS = ["up", "down", "status", "ssh", "converge", "test"]
+COMMANDS = ["up", "down", "status", "ssh", "converge", "bench", "test"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
