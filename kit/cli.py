@@ -45,19 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", default=None, metavar="NAME", help="only this stack")
 
     p = sub.add_parser("ssh", help="a shell (or a command) on a lab host as the admin user",
-                       description="ssh to HOST with the stack's lab key, e.g. "
-                       "./podium ssh db1 -- sudo journalctl -u ssh")
+                       usage="./podium ssh [--stack NAME] HOST [-- COMMAND ...]",
+                       description="ssh to HOST with the stack's lab key. Anything after -- "
+                       "is run instead of a shell, e.g. ./podium ssh db1 -- sudo journalctl -u ssh")
     _stack_arg(p)
     p.add_argument("host", metavar="HOST", help="host name from the stack file")
-    p.add_argument("remote", nargs=argparse.REMAINDER, metavar="-- COMMAND",
-                   help="command to run instead of a shell")
 
     p = sub.add_parser("converge", help="run ansible-playbook playbooks/site.yml on the stack",
                        description="Run site.yml against .podium/<stack>/inventory.yml (the "
-                       "stack must be up). Extra arguments go to ansible-playbook.")
+                       "stack must be up). Anything after -- goes to ansible-playbook, e.g. "
+                       "./podium converge -- --check --diff",
+                       usage="./podium converge [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
     _stack_arg(p)
-    p.add_argument("ansible_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
-                   help="extra ansible-playbook arguments, e.g. -- --check --diff")
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
@@ -75,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to the wrapped tool (ssh, ansible-playbook).
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args = build_parser().parse_args(argv)
+    args.passthrough = passthrough
     try:
         return _dispatch(args)
     except PodiumError as err:
@@ -97,11 +103,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "status":
         lab.status(args.stack)
     elif args.command == "ssh":
-        remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
-        lab.shell(args.stack, args.host, remote)
+        lab.shell(args.stack, args.host, args.passthrough)
     elif args.command == "converge":
-        extra = args.ansible_args[1:] if args.ansible_args[:1] == ["--"] else args.ansible_args
-        lab.converge(args.stack, extra)
+        lab.converge(args.stack, args.passthrough)
     elif args.command == "bench":
         from kit import bench
 

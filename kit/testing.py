@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -87,6 +88,9 @@ def _lab_tier(tally: Tally) -> None:
         _say("lab tier: tests/lab (second converge changes nothing, lab behaviour)")
         _pytest(tally, "lab", ["-q", "tests/lab"], {"PODIUM_STACK": LAB_STACK})
     finally:
+        # Keep the lab's logs (Ansible runs, consoles) for the CI report: down removes them.
+        if paths.logs.is_dir():
+            shutil.copytree(paths.logs, REPORTS / "lab-logs", dirs_exist_ok=True)
         if not was_up:
             _say(f"lab tier: ./podium down --stack {LAB_STACK}")
             try:
