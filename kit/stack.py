@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from kit.errors import PodiumError
-from kit.paths import REPO, stack_file
+from kit.paths import REPO, shown, stack_file
+from kit.providers import LOCATIONS
 
 ROLE_PORTS_FILE = REPO / "playbooks" / "group_vars" / "all" / "role_ports.yml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -176,6 +177,23 @@ class Stack(Strict):
             seen_addresses[str(host.address)] = index
         if self.provider == "local" and self.lab is None:
             raise ValueError("lab: required when provider is 'local' (bridge name and suite)")
+        if self.provider != "local":
+            if self.lab is not None:
+                raise ValueError(f"lab: only for provider 'local', not '{self.provider}'")
+            allowed = LOCATIONS[self.provider]
+            for index, host in enumerate(self.hosts):
+                if host.location not in allowed:
+                    what = f"'{host.location}' is not a location of" if host.location else \
+                        "missing; it is required for"
+                    raise ValueError(
+                        f"hosts[{index}].location: {what} {self.provider}; use one of: "
+                        f"{', '.join(allowed)}"
+                    )
+            if not self.admin.ssh_keys:
+                raise ValueError(
+                    "admin.ssh_keys: at least one operator public key is required for "
+                    f"provider '{self.provider}' (the lab makes its own key, the cloud cannot)"
+                )
         return self
 
     @property
@@ -273,7 +291,7 @@ def load_stack(name: str) -> Stack:
         available = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob(
             "Pulumi.*.yaml"))
         raise PodiumError(
-            f"no stack file for stack '{name}': {path.relative_to(REPO)} does not exist",
+            f"no stack file for stack '{name}': {shown(path)} does not exist",
             f"use one of: {', '.join(available) or '(none)'}, or create that file",
         )
-    return parse_stack(name, path.read_text(), path.relative_to(REPO))
+    return parse_stack(name, path.read_text(), shown(path))

@@ -137,3 +137,30 @@ def test_groups_by_role(local_stack_doc):
     groups = _parse(local_stack_doc).groups()
     assert groups["edge"] == ["edge1", "edge2"]
     assert groups["postgres"] == ["db1", "db2"]
+
+
+def _cloud_doc(local_stack_doc: dict) -> dict:
+    config = local_stack_doc["config"]
+    config["podium:provider"] = "hcloud"
+    del config["podium:lab"]
+    config["podium:admin"]["ssh_keys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKey x"]
+    for host in config["podium:hosts"]:
+        host["location"] = "fsn1"
+    return local_stack_doc
+
+
+def test_cloud_host_needs_a_known_location(local_stack_doc):
+    doc = _cloud_doc(local_stack_doc)
+    del doc["config"]["podium:hosts"][2]["location"]
+    assert "podium:hosts[2].location: missing; it is required for hcloud" in _error(doc)
+    doc["config"]["podium:hosts"][2]["location"] = "ash"
+    assert "'ash' is not a location of hcloud" in _error(doc)
+
+
+def test_cloud_stack_needs_an_operator_key_and_no_lab_section(local_stack_doc):
+    doc = _cloud_doc(local_stack_doc)
+    doc["config"]["podium:admin"]["ssh_keys"] = []
+    assert "podium:admin.ssh_keys: at least one operator public key" in _error(doc)
+    doc["config"]["podium:admin"]["ssh_keys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey x"]
+    doc["config"]["podium:lab"] = {"bridge": "pd-x"}
+    assert "podium:lab: only for provider 'local'" in _error(doc)

@@ -1,0 +1,35 @@
+"""Block volumes for the hosts that keep data (database, media, backup)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_hcloud as hcloud
+
+from kit.providers import DATA_ROLES, VOLUME_GB
+from kit.stack import Stack
+
+
+@dataclass
+class DataVolumesArgs:
+    stack: Stack
+    servers: dict[str, hcloud.Server]
+
+
+class DataVolumes(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DataVolumesArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("podium:infra:DataVolumes", name, None, opts)
+        self.volumes: dict[str, hcloud.Volume] = {}
+        for host in args.stack.hosts:
+            if not set(host.roles) & set(DATA_ROLES):
+                continue
+            self.volumes[host.name] = hcloud.Volume(
+                f"{host.name}-data", size=VOLUME_GB[host.size], format="ext4",
+                server_id=args.servers[host.name].id.apply(int), automount=False,
+                delete_protection=True,
+                labels={"podium-stack": args.stack.name, "podium-host": host.name},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({})

@@ -1,0 +1,193 @@
+"""The Pulumi program under pulumi.runtime.set_mocks: no CLI, no cloud, one property a test.
+
+Every cloud stack file in infra/stacks/ is built; the mocks record each resource declared.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import pulumi
+import pytest
+
+from kit import cloudinit
+from kit.firewall import rules_for
+from kit.paths import REPO, STACKS_DIR
+from kit.stack import load_stack
+
+sys.path.insert(0, str(REPO / "infra"))
+
+CLOUD_STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml")
+    if "provider: hcloud" in p.read_text()
+)
+PRIVATE_ONLY_PORTS = {5432, 6432, 6379, 22, 8081, 587, 8432}
+
+
+@dataclass
+class Recorder(pulumi.runtime.Mocks):
+    resources: list[tuple[str, str, dict]] = field(default_factory=list)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append((args.typ, args.name, dict(args.inputs)))
+        state = dict(args.inputs)
+        if args.typ == "hcloud:index/server:Server":
+            number = len(self.resources)
+            state["ipv4Address"] = f"198.51.100.{number}"
+            state["ipv6Address"] = f"2001:db8::{number}"
+        return [str(len(self.resources)), state]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of_type(self, typ: str) -> list[tuple[str, dict]]:
+        return [(name, inputs) for t, name, inputs in self.resources if t == typ]
+
+
+@pytest.fixture(params=CLOUD_STACKS)
+def built(request):
+    """(stack, recorder, resources) after running the program for one stack under mocks."""
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="podium", stack=request.param, preview=False)
+    from topology import build
+
+    stack = load_stack(request.param)
+    platform = build(stack)
+    return stack, recorder, platform
+
+
+def _settled(platform, check):
+    """Run ``check`` once every resource of the platform is registered with the mocks."""
+    return pulumi.Output.all(*[r.urn for r in platform.all_resources()]).apply(lambda _: check())
+
+
+def _server_firewall(recorder, host_name):
+    ((_, fw),) = [(n, i) for n, i in recorder.of_type("hcloud:index/firewall:Firewall")
+                  if n == f"{host_name}-fw"]
+    return fw
+
+
+@pulumi.runtime.test
+def test_every_server_has_its_roles_rules_and_no_others(built):
+    stack, recorder, platform = built
+
+    def check():
+        for host in stack.hosts:
+            rules = _server_firewall(recorder, host.name)["rules"]
+            got = {(r["protocol"], r.get("port"), tuple(r["sourceIps"])) for r in rules
+                   if r["protocol"] != "icmp"}
+            want = {(r.proto, str(r.port), r.sources) for r in rules_for(stack, host)}
+            assert got == want, host.name
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_no_rule_opens_database_redis_origin_or_ssh_to_the_world(built):
+    _, recorder, platform = built
+
+    def check():
+        for name, fw in recorder.of_type("hcloud:index/firewall:Firewall"):
+            for rule in fw["rules"]:
+                if rule["protocol"] == "icmp":
+                    continue
+                world = {"0.0.0.0/0", "::/0"} & set(rule["sourceIps"])
+                assert not (world and int(rule["port"]) in PRIVATE_ONLY_PORTS), (name, rule)
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_servers_are_in_the_private_network_at_their_address(built):
+    stack, recorder, platform = built
+
+    def check():
+        servers = dict(recorder.of_type("hcloud:index/server:Server"))
+        assert set(servers) == {h.name for h in stack.hosts}
+        for host in stack.hosts:
+            (attachment,) = servers[host.name]["networks"]
+            assert attachment["ip"] == str(host.address)
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_servers_are_spread_over_placement_groups_of_at_most_ten(built):
+    _, recorder, platform = built
+
+    def check():
+        groups = recorder.of_type("hcloud:index/placementGroup:PlacementGroup")
+        assert all(inputs["type"] == "spread" for _, inputs in groups)
+        members: dict = {}
+        for _, server in recorder.of_type("hcloud:index/server:Server"):
+            assert "placementGroupId" in server
+            members.setdefault(server["placementGroupId"], 0)
+            members[server["placementGroupId"]] += 1
+        assert max(members.values()) <= 10
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_servers_are_labelled_with_stack_and_roles(built):
+    stack, recorder, platform = built
+
+    def check():
+        servers = dict(recorder.of_type("hcloud:index/server:Server"))
+        for host in stack.hosts:
+            labels = servers[host.name]["labels"]
+            assert labels["podium-stack"] == stack.name
+            assert {k for k in labels if k.startswith("podium-role-")} == {
+                f"podium-role-{r}" for r in host.roles}
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_user_data_is_the_labs_template_for_the_same_host(built):
+    stack, recorder, platform = built
+
+    def check():
+        servers = dict(recorder.of_type("hcloud:index/server:Server"))
+        for host in stack.hosts:
+            assert servers[host.name]["userData"] == cloudinit.user_data(
+                stack, host, list(stack.admin.ssh_keys))
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_mail_host_has_reverse_dns_matching_its_name(built):
+    stack, recorder, platform = built
+
+    def check():
+        mail_hosts = [h for h in stack.hosts if "mail" in h.roles]
+        rdns = recorder.of_type("hcloud:index/rdns:Rdns")
+        assert len(rdns) == 2 * len(mail_hosts)  # IPv4 and IPv6
+        for host in mail_hosts:
+            assert {r["dnsPtr"] for _, r in rdns} == {f"{host.name}.{stack.domain}"}
+    return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_data_hosts_get_a_volume_and_others_none(built):
+    stack, recorder, platform = built
+
+    def check():
+        volumes = {name.removesuffix("-data") for name, _ in
+                   recorder.of_type("hcloud:index/volume:Volume")}
+        data_hosts = {h.name for h in stack.hosts
+                      if {"postgres", "media", "backup"} & set(h.roles)}
+        assert volumes == data_hosts
+    return _settled(platform, check)
+
+
+def test_bad_stack_stops_the_program_before_any_resource(monkeypatch, tmp_path):
+    text = (STACKS_DIR / "Pulumi.hetzner-mini.yaml").read_text().replace(
+        "location: fsn1", "location: us-east")
+    bad = tmp_path / "Pulumi.broken.yaml"
+    bad.write_text(text)
+    monkeypatch.setattr("kit.stack.stack_file", lambda name: bad)
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="podium", stack="broken", preview=False)
+    import config
+
+    with pytest.raises(pulumi.RunError) as caught:
+        config.load()
+    assert "podium:hosts[0].location: 'us-east' is not a location of hcloud" in str(caught.value)
+    assert recorder.resources == []
