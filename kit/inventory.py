@@ -12,20 +12,28 @@ from pathlib import Path
 
 import yaml
 
+from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Stack, role_ports
 
 
-def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None) -> dict:
-    """The inventory as a dict (see module doc). ``lab_public_key`` is added to admin keys."""
+def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
+          public_addresses: dict[str, str] | None = None) -> dict:
+    """The inventory as a dict (see module doc).
+
+    ``lab_public_key`` is added to the admin keys (lab only). ``public_addresses`` maps host
+    names to their public IPv4 (cloud stacks, from Pulumi's outputs); Ansible then connects
+    there. Without it (the lab) the bridge address is both the private and public address.
+    """
     keys = [*([lab_public_key] if lab_public_key else []), *stack.admin.ssh_keys]
+    public_addresses = public_addresses or {}
     hosts = {}
     for host in stack.hosts:
+        public = public_addresses.get(host.name, str(host.address))
         hosts[host.name] = {
-            "ansible_host": str(host.address),
+            "ansible_host": public,
             "podium_private_address": str(host.address),
-            # In the lab the bridge is both networks; cloud stacks get the provider's address.
-            "podium_public_address": str(host.address),
+            "podium_public_address": public,
             "podium_roles": list(host.roles),
             "podium_size": host.size,
         }
@@ -58,6 +66,30 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None) ->
             "children": children,
         }
     }
+
+
+def public_addresses_from_outputs(stack: Stack, outputs: dict) -> dict[str, str]:
+    """Host name -> public IPv4 from ``pulumi stack output --json`` (its ``servers`` output).
+
+    Raises PodiumError naming the host when the outputs do not match the stack file.
+    """
+    servers = outputs.get("servers")
+    if not isinstance(servers, dict):
+        raise PodiumError(
+            f"the Pulumi outputs of stack '{stack.name}' have no 'servers' map",
+            f"run pulumi up --stack {stack.name} first (infra/ exports it)",
+        )
+    addresses = {}
+    for host in stack.hosts:
+        entry = servers.get(host.name)
+        if not isinstance(entry, dict) or not entry.get("ipv4"):
+            raise PodiumError(
+                f"the Pulumi outputs of stack '{stack.name}' have no public address for host "
+                f"'{host.name}'",
+                f"the stack file and the deployed stack differ: run pulumi up --stack {stack.name}",
+            )
+        addresses[host.name] = str(entry["ipv4"])
+    return addresses
 
 
 class _Dumper(yaml.SafeDumper):

@@ -23,12 +23,9 @@ UP_STEPS = 10
 
 def _require_local(stack: Stack) -> None:
     if stack.provider != "local":
-        raise PodiumError(
-            f"stack '{stack.name}' uses provider '{stack.provider}'; ./podium up drives "
-            "only local (lab) stacks so far",
-            "cloud stacks are created with `pulumi up` in infra/ (see README), then "
-            "configured with ansible-playbook playbooks/site.yml",
-        )
+        from kit import cloud
+
+        cloud.up(stack)
 
 
 def _save_state(stack: Stack, paths: StackPaths) -> None:
@@ -198,6 +195,11 @@ def down(stack_name: str) -> None:
             stack = load_stack(stack_name)
         except PodiumError:
             stack = None
+    if stack is not None and stack.provider != "local":
+        raise PodiumError(
+            f"./podium down does not drive cloud stacks yet (stack '{stack.name}')",
+            f"destroy it with: pulumi destroy --stack {stack.name} (it asks for confirmation)",
+        )
     if stack is None and not paths.state.exists() and not paths.machines.exists():
         print(f"stack '{stack_name}' is not up; nothing to remove", file=sys.stderr)
         return

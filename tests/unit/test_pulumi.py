@@ -191,3 +191,41 @@ def test_bad_stack_stops_the_program_before_any_resource(monkeypatch, tmp_path):
         config.load()
     assert "podium:hosts[0].location: 'us-east' is not a location of hcloud" in str(caught.value)
     assert recorder.resources == []
+
+
+@pulumi.runtime.test
+def test_outputs_render_to_the_same_inventory_shape_as_the_lab(built):
+    stack, _, platform = built
+    from kit import inventory
+    from kit.paths import StackPaths
+
+    servers = platform.servers.servers
+    names = list(servers)
+
+    def check(ipv4s):
+        outputs = {"servers": {name: {"ipv4": ip} for name, ip in zip(names, ipv4s,
+                                                                      strict=True)}}
+        public = inventory.public_addresses_from_outputs(stack, outputs)
+        cloud = inventory.build(stack, StackPaths(stack.name), public_addresses=public)
+        lab = inventory.build(load_stack("local"), StackPaths("local"), "ssh-ed25519 AAAA lab")
+        assert cloud["all"]["vars"].keys() == lab["all"]["vars"].keys()
+        for name, ip in zip(names, ipv4s, strict=True):
+            host = cloud["all"]["hosts"][name]
+            assert host["ansible_host"] == host["podium_public_address"] == ip
+            assert host["podium_private_address"] == str(stack.host(name).address)
+            assert host.keys() == next(iter(lab["all"]["hosts"].values())).keys()
+        for role, names_in_role in stack.groups().items():
+            if names_in_role:
+                assert set(cloud["all"]["children"][role]["hosts"]) == set(names_in_role)
+
+    return pulumi.Output.all(*[servers[n].ipv4_address for n in names]).apply(check)
+
+
+def test_outputs_missing_a_host_are_refused_with_its_name():
+    from kit import inventory
+    from kit.errors import PodiumError
+
+    stack = load_stack("hetzner")
+    outputs = {"servers": {h.name: {"ipv4": "198.51.100.1"} for h in stack.hosts[1:]}}
+    with pytest.raises(PodiumError, match=f"no public address for host '{stack.hosts[0].name}'"):
+        inventory.public_addresses_from_outputs(stack, outputs)
