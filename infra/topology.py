@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firewall import HostFirewall, HostFirewallArgs
+from load_balancer import AppLoadBalancer, AppLoadBalancerArgs
 from network import PrivateNetwork, PrivateNetworkArgs
 from reverse_dns import MailReverseDns, MailReverseDnsArgs
 from servers import Servers, ServersArgs, labels_for
@@ -22,13 +23,16 @@ class Platform:
     servers: Servers
     volumes: DataVolumes
     mail_rdns: list[MailReverseDns]
+    load_balancer: AppLoadBalancer | None
 
     def all_resources(self) -> list:
         return [self.network.network, self.network.subnet,
                 *(f.firewall for f in self.firewalls.values()),
                 *self.servers.servers.values(), *self.servers.placement_groups,
                 *self.servers.ssh_keys, *self.volumes.volumes.values(),
-                *(r for rdns in self.mail_rdns for r in (rdns.ipv4, rdns.ipv6))]
+                *(r for rdns in self.mail_rdns for r in (rdns.ipv4, rdns.ipv6)),
+                *([self.load_balancer.load_balancer, self.load_balancer.service,
+                   *self.load_balancer.targets] if self.load_balancer else [])]
 
 
 def build(stack: Stack) -> Platform:
@@ -49,6 +53,12 @@ def build(stack: Stack) -> Platform:
             server=servers.servers[host.name], fqdn=f"{host.name}.{stack.domain}"))
         for host in stack.hosts if "mail" in host.roles
     ]
-    return Platform(network, firewalls, servers, volumes, mail_rdns)
+    load_balancer = None
+    if stack.load_balancer == "provider":
+        apps = [h for h in stack.hosts if "app" in h.roles]
+        load_balancer = AppLoadBalancer("app-lb", AppLoadBalancerArgs(
+            location=apps[0].location or "", network=network.network, subnet=network.subnet,
+            app_servers=[servers.servers[h.name] for h in apps], labels=labels_for(stack)))
+    return Platform(network, firewalls, servers, volumes, mail_rdns, load_balancer)
 
 

@@ -148,6 +148,9 @@ class Stack(Strict):
     network: Network
     hosts: list[Host] = Field(min_length=1)
     lab: Lab | None = None
+    # "proxy": HAProxy on the hosts with the proxy role; "provider": the cloud's own load
+    # balancer in front of the app hosts (no proxy host then).
+    load_balancer: Literal["proxy", "provider"] = "proxy"
 
     @model_validator(mode="after")
     def _consistent(self) -> Stack:
@@ -175,6 +178,14 @@ class Stack(Strict):
                     f"hosts[{seen_addresses[str(host.address)]}]"
                 )
             seen_addresses[str(host.address)] = index
+        if self.load_balancer == "provider":
+            if self.provider == "local":
+                raise ValueError("load_balancer: 'provider' needs a cloud provider; the lab "
+                                 "uses 'proxy'")
+            proxies = [h.name for h in self.hosts if "proxy" in h.roles]
+            if proxies:
+                raise ValueError(f"load_balancer: 'provider' replaces the proxy role, but "
+                                 f"{', '.join(proxies)} still has it")
         if self.provider == "local" and self.lab is None:
             raise ValueError("lab: required when provider is 'local' (bridge name and suite)")
         if self.provider != "local":

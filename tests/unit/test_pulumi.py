@@ -28,6 +28,7 @@ PRIVATE_ONLY_PORTS = {5432, 6432, 6379, 22, 8081, 587, 8432}
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
     resources: list[tuple[str, str, dict]] = field(default_factory=list)
+    ids: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append((args.typ, args.name, dict(args.inputs)))
@@ -36,6 +37,7 @@ class Recorder(pulumi.runtime.Mocks):
             number = len(self.resources)
             state["ipv4Address"] = f"198.51.100.{number}"
             state["ipv6Address"] = f"2001:db8::{number}"
+        self.ids[(args.typ, args.name)] = str(len(self.resources))
         return [str(len(self.resources)), state]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -229,3 +231,31 @@ def test_outputs_missing_a_host_are_refused_with_its_name():
     outputs = {"servers": {h.name: {"ipv4": "198.51.100.1"} for h in stack.hosts[1:]}}
     with pytest.raises(PodiumError, match=f"no public address for host '{stack.hosts[0].name}'"):
         inventory.public_addresses_from_outputs(stack, outputs)
+
+
+@pulumi.runtime.test
+def test_load_balancer_targets_exactly_the_app_hosts(built):
+    stack, recorder, platform = built
+
+    def check():
+        lbs = recorder.of_type("hcloud:index/loadBalancer:LoadBalancer")
+        if stack.load_balancer != "provider":
+            assert lbs == []
+            return
+        assert len(lbs) == 1
+        target_ids = [t["serverId"] for _, t in
+                      recorder.of_type("hcloud:index/loadBalancerTarget:LoadBalancerTarget")]
+        app_ids = {int(recorder.ids[("hcloud:index/server:Server", h.name)])
+                   for h in stack.hosts if "app" in h.roles}
+        assert sorted(target_ids) == sorted(app_ids)
+        for _, target in recorder.of_type("hcloud:index/loadBalancerTarget:LoadBalancerTarget"):
+            assert target["usePrivateIp"] is True
+        ((_, service),) = recorder.of_type("hcloud:index/loadBalancerService:LoadBalancerService")
+        assert service["healthCheck"]["http"]["path"] == "/readyz"
+        app_port = next(r.port for r in rules_for(stack, stack.hosts[0].model_copy(
+            update={"roles": ["app"]})) if r.role == "app")
+        assert service["destinationPort"] == service["healthCheck"]["port"] == app_port
+        ((_, attachment),) = recorder.of_type(
+            "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork")
+        assert attachment["enablePublicInterface"] is False
+    return _settled(platform, check)
