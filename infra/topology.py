@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dns import Zone, ZoneArgs
 from firewall import HostFirewall, HostFirewallArgs
 from load_balancer import AppLoadBalancer, AppLoadBalancerArgs
 from network import PrivateNetwork, PrivateNetworkArgs
@@ -11,6 +12,7 @@ from reverse_dns import MailReverseDns, MailReverseDnsArgs
 from servers import Servers, ServersArgs, labels_for
 from volumes import DataVolumes, DataVolumesArgs
 
+from kit.dns_records import records
 from kit.firewall import rules_for
 from kit.providers import NETWORK_ZONES
 from kit.stack import Stack
@@ -24,6 +26,7 @@ class Platform:
     volumes: DataVolumes
     mail_rdns: list[MailReverseDns]
     load_balancer: AppLoadBalancer | None
+    zone: Zone
 
     def all_resources(self) -> list:
         return [self.network.network, self.network.subnet,
@@ -32,7 +35,8 @@ class Platform:
                 *self.servers.ssh_keys, *self.volumes.volumes.values(),
                 *(r for rdns in self.mail_rdns for r in (rdns.ipv4, rdns.ipv6)),
                 *([self.load_balancer.load_balancer, self.load_balancer.service,
-                   *self.load_balancer.targets] if self.load_balancer else [])]
+                   *self.load_balancer.targets] if self.load_balancer else []),
+                self.zone.zone, *self.zone.rrsets]
 
 
 def build(stack: Stack) -> Platform:
@@ -59,6 +63,12 @@ def build(stack: Stack) -> Platform:
         load_balancer = AppLoadBalancer("app-lb", AppLoadBalancerArgs(
             location=apps[0].location or "", network=network.network, subnet=network.subnet,
             app_servers=[servers.servers[h.name] for h in apps], labels=labels_for(stack)))
-    return Platform(network, firewalls, servers, volumes, mail_rdns, load_balancer)
+    zone = Zone("zone", ZoneArgs(
+        domain=stack.domain,
+        records=records(stack,
+                        {n: s.ipv4_address for n, s in servers.servers.items()},
+                        {n: s.ipv6_address for n, s in servers.servers.items()}),
+        labels=labels_for(stack)))
+    return Platform(network, firewalls, servers, volumes, mail_rdns, load_balancer, zone)
 
 

@@ -259,3 +259,29 @@ def test_load_balancer_targets_exactly_the_app_hosts(built):
             "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork")
         assert attachment["enablePublicInterface"] is False
     return _settled(platform, check)
+
+
+@pulumi.runtime.test
+def test_dns_records_are_the_kits_record_data(built):
+    """The zone holds exactly kit.dns_records' records (the data the lab's dns role will serve)."""
+    from kit.dns_records import records
+
+    stack, recorder, platform = built
+    servers = platform.servers.servers
+    names = list(servers)
+
+    def check(addresses):
+        ipv4 = dict(zip(names, addresses[:len(names)], strict=True))
+        ipv6 = dict(zip(names, addresses[len(names):], strict=True))
+        want = {(r.name, r.type, tuple(r.values)) for r in records(stack, ipv4, ipv6)}
+        got = {(i["name"], i["type"], tuple(v["value"] for v in i["records"]))
+               for _, i in recorder.of_type("hcloud:index/zoneRrset:ZoneRrset")}
+        assert got == want
+        types = {t for _, t, _ in got}
+        assert {"A", "AAAA", "MX", "TXT"} <= types
+
+    # Waits for every resource too: the address records are declared once addresses resolve.
+    return pulumi.Output.all(*[servers[n].ipv4_address for n in names],
+                             *[servers[n].ipv6_address for n in names],
+                             *[r.urn for r in platform.all_resources()]).apply(
+        lambda values: check(values[:2 * len(names)]))

@@ -83,3 +83,19 @@ def test_inventory_file_round_trips(tmp_path):
     loaded = yaml.safe_load(path.read_text())
     assert loaded["all"]["children"]["app"]["hosts"] == {"solo": None}
     assert not path.with_suffix(".tmp").exists()
+
+
+def test_dns_records_point_the_platform_at_the_edges_and_mail_at_the_mail_host():
+    from kit.dns_records import records
+
+    stack = load_stack("local")
+    ipv4 = {h.name: str(h.address) for h in stack.hosts}
+    by_key = {(r.name, r.type): r.values for r in records(stack, ipv4, {})}
+    assert by_key[("@", "A")] == ("10.213.0.11", "10.213.0.12")  # edge1, edge2
+    assert by_key[("media", "A")] == by_key[("@", "A")]
+    assert by_key[("@", "MX")] == ("10 mail1.podium.test.",)
+    assert by_key[("@", "TXT")] == ('"v=spf1 mx -all"',)
+    assert "p=quarantine" in by_key[("_dmarc", "TXT")][0]
+    assert by_key[("_mta-sts", "TXT")][0].startswith('"v=STSv1;')
+    assert by_key[("_smtp._tls", "TXT")][0].startswith('"v=TLSRPTv1;')
+    assert by_key[("db1", "A")] == ("10.213.0.41",)
