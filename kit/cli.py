@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="./podium converge [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
     _stack_arg(p)
 
+    p = sub.add_parser("plan", help="what Pulumi would create for a cloud stack (offline)",
+                       description="Run the Pulumi program in infra/ under mocks, offline: "
+                       "resources by type, firewall openings per server, DNS records.")
+    _stack_arg(p)
+
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
     p.add_argument("what", choices=["converge"],
@@ -106,6 +111,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         lab.shell(args.stack, args.host, args.passthrough)
     elif args.command == "converge":
         lab.converge(args.stack, args.passthrough)
+    elif args.command == "plan":
+        from kit.plan import plan
+
+        plan(args.stack)
     elif args.command == "bench":
         from kit import bench
 

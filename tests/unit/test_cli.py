@@ -10,7 +10,7 @@ import pytest
 from kit.cli import build_parser, main
 from kit.paths import REPO
 
-COMMANDS = ["up", "down", "status", "ssh", "converge", "bench", "test"]
+COMMANDS = ["up", "down", "status", "ssh", "converge", "plan", "bench", "test"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -74,3 +74,21 @@ def test_cloud_stack_without_token_says_how_to_set_it(monkeypatch, capsys, tmp_p
 def test_down_on_a_cloud_stack_points_to_pulumi_destroy(capsys):
     assert main(["down", "--stack", "hetzner"]) == 2
     assert "pulumi destroy --stack hetzner" in capsys.readouterr().err
+
+
+def test_plan_lists_resources_firewall_openings_and_dns_offline():
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "kit", "plan", "--stack", "hetzner-mini"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "hcloud:index/server:Server" in out
+    assert "solo    tcp/22" in out and "203.0.113.0/24" in out
+    assert "_dmarc" in out and "MX" in out
+
+
+def test_plan_refuses_a_lab_stack(capsys):
+    assert main(["plan", "--stack", "local"]) == 2
+    assert "plan is for cloud stacks" in capsys.readouterr().err

@@ -5,18 +5,14 @@ Every cloud stack file in infra/stacks/ is built; the mocks record each resource
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
-
 import pulumi
 import pytest
 
 from kit import cloudinit
 from kit.firewall import rules_for
-from kit.paths import REPO, STACKS_DIR
+from kit.paths import STACKS_DIR
+from kit.pulumi_mocks import install, settled
 from kit.stack import load_stack
-
-sys.path.insert(0, str(REPO / "infra"))
 
 CLOUD_STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml")
@@ -25,43 +21,15 @@ CLOUD_STACKS = sorted(
 PRIVATE_ONLY_PORTS = {5432, 6432, 6379, 22, 8081, 587, 8432}
 
 
-@dataclass
-class Recorder(pulumi.runtime.Mocks):
-    resources: list[tuple[str, str, dict]] = field(default_factory=list)
-    ids: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        self.resources.append((args.typ, args.name, dict(args.inputs)))
-        state = dict(args.inputs)
-        if args.typ == "hcloud:index/server:Server":
-            number = len(self.resources)
-            state["ipv4Address"] = f"198.51.100.{number}"
-            state["ipv6Address"] = f"2001:db8::{number}"
-        self.ids[(args.typ, args.name)] = str(len(self.resources))
-        return [str(len(self.resources)), state]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-    def of_type(self, typ: str) -> list[tuple[str, dict]]:
-        return [(name, inputs) for t, name, inputs in self.resources if t == typ]
-
-
 @pytest.fixture(params=CLOUD_STACKS)
 def built(request):
     """(stack, recorder, resources) after running the program for one stack under mocks."""
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="podium", stack=request.param, preview=False)
+    recorder = install(request.param)
     from topology import build
 
     stack = load_stack(request.param)
     platform = build(stack)
     return stack, recorder, platform
-
-
-def _settled(platform, check):
-    """Run ``check`` once every resource of the platform is registered with the mocks."""
-    return pulumi.Output.all(*[r.urn for r in platform.all_resources()]).apply(lambda _: check())
 
 
 def _server_firewall(recorder, host_name):
@@ -81,7 +49,7 @@ def test_every_server_has_its_roles_rules_and_no_others(built):
                    if r["protocol"] != "icmp"}
             want = {(r.proto, str(r.port), r.sources) for r in rules_for(stack, host)}
             assert got == want, host.name
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -95,7 +63,7 @@ def test_no_rule_opens_database_redis_origin_or_ssh_to_the_world(built):
                     continue
                 world = {"0.0.0.0/0", "::/0"} & set(rule["sourceIps"])
                 assert not (world and int(rule["port"]) in PRIVATE_ONLY_PORTS), (name, rule)
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -108,7 +76,7 @@ def test_servers_are_in_the_private_network_at_their_address(built):
         for host in stack.hosts:
             (attachment,) = servers[host.name]["networks"]
             assert attachment["ip"] == str(host.address)
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -124,7 +92,7 @@ def test_servers_are_spread_over_placement_groups_of_at_most_ten(built):
             members.setdefault(server["placementGroupId"], 0)
             members[server["placementGroupId"]] += 1
         assert max(members.values()) <= 10
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -138,7 +106,7 @@ def test_servers_are_labelled_with_stack_and_roles(built):
             assert labels["podium-stack"] == stack.name
             assert {k for k in labels if k.startswith("podium-role-")} == {
                 f"podium-role-{r}" for r in host.roles}
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -150,7 +118,7 @@ def test_user_data_is_the_labs_template_for_the_same_host(built):
         for host in stack.hosts:
             assert servers[host.name]["userData"] == cloudinit.user_data(
                 stack, host, list(stack.admin.ssh_keys))
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -163,7 +131,7 @@ def test_mail_host_has_reverse_dns_matching_its_name(built):
         assert len(rdns) == 2 * len(mail_hosts)  # IPv4 and IPv6
         for host in mail_hosts:
             assert {r["dnsPtr"] for _, r in rdns} == {f"{host.name}.{stack.domain}"}
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
@@ -176,7 +144,7 @@ def test_data_hosts_get_a_volume_and_others_none(built):
         data_hosts = {h.name for h in stack.hosts
                       if {"postgres", "media", "backup"} & set(h.roles)}
         assert volumes == data_hosts
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 def test_bad_stack_stops_the_program_before_any_resource(monkeypatch, tmp_path):
@@ -185,8 +153,7 @@ def test_bad_stack_stops_the_program_before_any_resource(monkeypatch, tmp_path):
     bad = tmp_path / "Pulumi.broken.yaml"
     bad.write_text(text)
     monkeypatch.setattr("kit.stack.stack_file", lambda name: bad)
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="podium", stack="broken", preview=False)
+    recorder = install("broken")
     import config
 
     with pytest.raises(pulumi.RunError) as caught:
@@ -258,7 +225,7 @@ def test_load_balancer_targets_exactly_the_app_hosts(built):
         ((_, attachment),) = recorder.of_type(
             "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork")
         assert attachment["enablePublicInterface"] is False
-    return _settled(platform, check)
+    return settled(platform, check)
 
 
 @pulumi.runtime.test
