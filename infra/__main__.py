@@ -21,3 +21,5 @@ pulumi.export("servers", {
     for name, server in platform.servers.servers.items()
 })
 pulumi.export("network_id", platform.network.network.id)
+if platform.offsite is not None:
+    pulumi.export("offsite_bucket", platform.offsite.bucket.name)

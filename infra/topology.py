@@ -8,6 +8,7 @@ from dns import Zone, ZoneArgs
 from firewall import HostFirewall, HostFirewallArgs
 from load_balancer import AppLoadBalancer, AppLoadBalancerArgs
 from network import PrivateNetwork, PrivateNetworkArgs
+from offsite import OffsiteBucket, OffsiteBucketArgs
 from reverse_dns import MailReverseDns, MailReverseDnsArgs
 from servers import Servers, ServersArgs, labels_for
 from volumes import DataVolumes, DataVolumesArgs
@@ -27,6 +28,7 @@ class Platform:
     mail_rdns: list[MailReverseDns]
     load_balancer: AppLoadBalancer | None
     zone: Zone
+    offsite: OffsiteBucket | None
 
     def all_resources(self) -> list:
         return [self.network.network, self.network.subnet,
@@ -36,7 +38,8 @@ class Platform:
                 *(r for rdns in self.mail_rdns for r in (rdns.ipv4, rdns.ipv6)),
                 *([self.load_balancer.load_balancer, self.load_balancer.service,
                    *self.load_balancer.targets] if self.load_balancer else []),
-                self.zone.zone, *self.zone.rrsets]
+                self.zone.zone, *self.zone.rrsets,
+                *([self.offsite.bucket] if self.offsite else [])]
 
 
 def build(stack: Stack) -> Platform:
@@ -69,6 +72,11 @@ def build(stack: Stack) -> Platform:
                         {n: s.ipv4_address for n, s in servers.servers.items()},
                         {n: s.ipv6_address for n, s in servers.servers.items()}),
         labels=labels_for(stack)))
-    return Platform(network, firewalls, servers, volumes, mail_rdns, load_balancer, zone)
+    offsite = None
+    if stack.offsite is not None:
+        offsite = OffsiteBucket("offsite-backups", OffsiteBucketArgs(
+            stack_name=stack.name, region=stack.offsite.region))
+    return Platform(network, firewalls, servers, volumes, mail_rdns, load_balancer, zone,
+                    offsite)
 
 

@@ -23,6 +23,9 @@ NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central
 
 IMAGES = {"hcloud": "debian-13"}
 
+# Object storage for offsite backups, at a provider other than the one running the platform.
+OFFSITE_REGIONS = {"scaleway": ["fr-par", "nl-ams", "pl-waw"]}
+
 # Volume size (GB) per neutral size, for hosts whose roles keep data (postgres, media).
 VOLUME_GB = {"small": 20, "medium": 50, "large": 100}
 DATA_ROLES = ("postgres", "media", "backup")

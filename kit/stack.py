@@ -26,7 +26,7 @@ from pydantic import (
 
 from kit.errors import PodiumError
 from kit.paths import REPO, shown, stack_file
-from kit.providers import LOCATIONS
+from kit.providers import LOCATIONS, OFFSITE_REGIONS
 
 ROLE_PORTS_FILE = REPO / "playbooks" / "group_vars" / "all" / "role_ports.yml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -118,6 +118,21 @@ class Lab(Strict):
     suite: Literal["trixie", "bookworm"] = "trixie"
 
 
+class Offsite(Strict):
+    """Where backups go: object storage at another provider than the platform's."""
+
+    provider: Literal["scaleway"]
+    region: str
+
+    @model_validator(mode="after")
+    def _known_region(self) -> Offsite:
+        regions = OFFSITE_REGIONS[self.provider]
+        if self.region not in regions:
+            raise ValueError(f"region '{self.region}' is not a {self.provider} region; use one "
+                             f"of: {', '.join(regions)}")
+        return self
+
+
 class Host(Strict):
     name: Annotated[str, AfterValidator(_hostname)]
     roles: list[str] = Field(min_length=1)
@@ -151,6 +166,7 @@ class Stack(Strict):
     # "proxy": HAProxy on the hosts with the proxy role; "provider": the cloud's own load
     # balancer in front of the app hosts (no proxy host then).
     load_balancer: Literal["proxy", "provider"] = "proxy"
+    offsite: Offsite | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Stack:
@@ -200,6 +216,10 @@ class Stack(Strict):
                         f"hosts[{index}].location: {what} {self.provider}; use one of: "
                         f"{', '.join(allowed)}"
                     )
+            if self.offsite is None:
+                raise ValueError("offsite: required for cloud stacks: backups must also live "
+                                 "at another provider (e.g. {provider: scaleway, region: "
+                                 "fr-par})")
             if not self.admin.ssh_keys:
                 raise ValueError(
                     "admin.ssh_keys: at least one operator public key is required for "

@@ -252,3 +252,19 @@ def test_dns_records_are_the_kits_record_data(built):
                              *[servers[n].ipv6_address for n in names],
                              *[r.urn for r in platform.all_resources()]).apply(
         lambda values: check(values[:2 * len(names)]))
+
+
+@pulumi.runtime.test
+def test_offsite_backup_bucket_is_at_the_other_provider_and_versioned(built):
+    stack, recorder, platform = built
+
+    def check():
+        buckets = recorder.of_type("scaleway:index/objectBucket:ObjectBucket")
+        assert len(buckets) == 1
+        ((_, bucket),) = buckets
+        assert stack.offsite is not None and stack.offsite.provider != stack.provider
+        assert bucket["region"] == stack.offsite.region
+        assert bucket["versioning"]["enabled"] is True
+        (rule,) = bucket["lifecycleRules"]
+        assert rule["noncurrentVersionExpiration"]["noncurrentDays"] >= 7
+    return settled(platform, check)

@@ -144,6 +144,7 @@ def _cloud_doc(local_stack_doc: dict) -> dict:
     config["podium:provider"] = "hcloud"
     del config["podium:lab"]
     config["podium:admin"]["ssh_keys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKey x"]
+    config["podium:offsite"] = {"provider": "scaleway", "region": "fr-par"}
     for host in config["podium:hosts"]:
         host["location"] = "fsn1"
     return local_stack_doc
@@ -164,3 +165,11 @@ def test_cloud_stack_needs_an_operator_key_and_no_lab_section(local_stack_doc):
     doc["config"]["podium:admin"]["ssh_keys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey x"]
     doc["config"]["podium:lab"] = {"bridge": "pd-x"}
     assert "podium:lab: only for provider 'local'" in _error(doc)
+
+
+def test_cloud_stack_needs_offsite_backups_at_a_known_region(local_stack_doc):
+    doc = _cloud_doc(local_stack_doc)
+    del doc["config"]["podium:offsite"]
+    assert "podium:offsite: required for cloud stacks" in _error(doc)
+    doc["config"]["podium:offsite"] = {"provider": "scaleway", "region": "us-east-1"}
+    assert "podium:offsite: region 'us-east-1' is not a scaleway region" in _error(doc)

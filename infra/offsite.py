@@ -1,0 +1,46 @@
+"""Offsite backup bucket: S3-compatible object storage at the second provider (Scaleway).
+
+If the platform's provider drops the account, the backups are still at another company in
+another jurisdiction's reach, and the platform can be rebuilt from them (the backup issue's
+pgBackRest repository and media copies write here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumiverse_scaleway as scaleway
+
+# Old versions of overwritten or deleted objects are kept this long: a ransomware-style
+# overwrite or a mistaken delete can be undone within the window.
+NONCURRENT_DAYS = 30
+
+
+@dataclass
+class OffsiteBucketArgs:
+    stack_name: str
+    region: str
+
+
+class OffsiteBucket(pulumi.ComponentResource):
+    def __init__(self, name: str, args: OffsiteBucketArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("podium:infra:OffsiteBucket", name, None, opts)
+        self.provider = scaleway.Provider(f"{name}-scaleway", region=args.region,
+                                          opts=pulumi.ResourceOptions(parent=self))
+        self.bucket = scaleway.ObjectBucket(
+            name,
+            name=f"podium-{args.stack_name}-backups",
+            region=args.region,
+            versioning=scaleway.ObjectBucketVersioningArgs(enabled=True),
+            lifecycle_rules=[scaleway.ObjectBucketLifecycleRuleArgs(
+                enabled=True, abort_incomplete_multipart_upload_days=7,
+                noncurrent_version_expiration=scaleway
+                .ObjectBucketLifecycleRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=NONCURRENT_DAYS))],
+            tags={"podium-stack": args.stack_name, "purpose": "backups"},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
+                                        protect=True),
+        )
+        self.register_outputs({"bucket": self.bucket.name})
