@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumiverse_scaleway as scaleway
+import pulumiverse_scaleway.object as scaleway_object
 
 # Old versions of overwritten or deleted objects are kept this long: a ransomware-style
 # overwrite or a mistaken delete can be undone within the window.
@@ -29,16 +30,18 @@ class OffsiteBucket(pulumi.ComponentResource):
         super().__init__("podium:infra:OffsiteBucket", name, None, opts)
         self.provider = scaleway.Provider(f"{name}-scaleway", region=args.region,
                                           opts=pulumi.ResourceOptions(parent=self))
-        self.bucket = scaleway.ObjectBucket(
+        # scaleway.object.Bucket replaces the deprecated scaleway.ObjectBucket; its argument
+        # classes are not exported, so the inputs are given in their documented dict form.
+        self.bucket = scaleway_object.Bucket(
             name,
             name=f"podium-{args.stack_name}-backups",
             region=args.region,
-            versioning=scaleway.ObjectBucketVersioningArgs(enabled=True),
-            lifecycle_rules=[scaleway.ObjectBucketLifecycleRuleArgs(
-                enabled=True, abort_incomplete_multipart_upload_days=7,
-                noncurrent_version_expiration=scaleway
-                .ObjectBucketLifecycleRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=NONCURRENT_DAYS))],
+            versioning={"enabled": True},
+            lifecycle_rules=[{
+                "enabled": True,
+                "abort_incomplete_multipart_upload_days": 7,
+                "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
+            }],
             tags={"podium-stack": args.stack_name, "purpose": "backups"},
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
                                         protect=True),

@@ -259,7 +259,7 @@ def test_offsite_backup_bucket_is_at_the_other_provider_and_versioned(built):
     stack, recorder, platform = built
 
     def check():
-        buckets = recorder.of_type("scaleway:index/objectBucket:ObjectBucket")
+        buckets = recorder.of_type("scaleway:object/bucket:Bucket")
         assert len(buckets) == 1
         ((_, bucket),) = buckets
         assert stack.offsite is not None and stack.offsite.provider != stack.provider
