@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="./podium converge [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
     _stack_arg(p)
 
+    p = sub.add_parser("inventory", help="write a cloud stack's inventory from Pulumi outputs",
+                       description="Write .podium/<stack>/inventory.yml (the lab's shape) from "
+                       "the JSON of `pulumi stack output --json --stack NAME`.")
+    _stack_arg(p)
+    p.add_argument("--pulumi-outputs", required=True, metavar="FILE",
+                   help="file holding `pulumi stack output --json`")
+
     p = sub.add_parser("plan", help="what Pulumi would create for a cloud stack (offline)",
                        description="Run the Pulumi program in infra/ under mocks, offline: "
                        "resources by type, firewall openings per server, DNS records.")
@@ -111,6 +118,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         lab.shell(args.stack, args.host, args.passthrough)
     elif args.command == "converge":
         lab.converge(args.stack, args.passthrough)
+    elif args.command == "inventory":
+        from pathlib import Path
+
+        from kit import cloud
+        from kit.stack import load_stack
+
+        path = cloud.write_inventory(load_stack(args.stack), Path(args.pulumi_outputs))
+        print(f"wrote {path}")
     elif args.command == "plan":
         from kit.plan import plan
 

@@ -8,13 +8,16 @@ until then the operator runs those by hand (README, "Going to production").
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 import yaml
 
+from kit import inventory
 from kit.errors import PodiumError
-from kit.paths import shown, stack_file
+from kit.paths import StackPaths, shown, stack_file
 from kit.stack import Stack
 
 TOKEN_ENV = {"hcloud": "HCLOUD_TOKEN"}
@@ -47,11 +50,33 @@ def check_prerequisites(stack: Stack) -> None:
         )
 
 
+def write_inventory(stack: Stack, outputs_file: Path) -> Path:
+    """Write .podium/<stack>/inventory.yml from a `pulumi stack output --json` file."""
+    try:
+        outputs = json.loads(outputs_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise PodiumError(
+            f"cannot read Pulumi outputs from {outputs_file}: {exc}",
+            f"create it with: pulumi stack output --json --stack {stack.name} > {outputs_file}",
+        ) from None
+    paths = StackPaths(stack.name)
+    public = inventory.public_addresses_from_outputs(stack, outputs)
+    data = inventory.build(stack, paths, public_addresses=public)
+    # No lab key in the cloud: Ansible uses the operator's own SSH key (agent or ~/.ssh).
+    data["all"]["vars"].pop("ansible_ssh_private_key_file")
+    data["all"]["vars"]["ansible_ssh_common_args"] = (
+        f"-o UserKnownHostsFile={paths.known_hosts.resolve()} -o StrictHostKeyChecking=accept-new"
+    )
+    inventory.write(data, paths.inventory)
+    return paths.inventory
+
+
 def up(stack: Stack) -> None:
     check_prerequisites(stack)
     raise PodiumError(
         f"./podium up does not drive cloud stacks yet (stack '{stack.name}')",
-        f"run: pulumi up --stack {stack.name}; write .podium/{stack.name}/inventory.yml from "
-        "its outputs; then ansible-playbook playbooks/site.yml -i that file (README, "
-        "'Going to production')",
+        f"run: pulumi up --stack {stack.name}; pulumi stack output --json --stack {stack.name} "
+        f"> outputs.json; ./podium inventory --stack {stack.name} --pulumi-outputs "
+        f"outputs.json; then ansible-playbook playbooks/site.yml -i "
+        f".podium/{stack.name}/inventory.yml (docs/production.md)",
     )

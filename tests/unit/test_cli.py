@@ -10,7 +10,7 @@ import pytest
 from kit.cli import build_parser, main
 from kit.paths import REPO
 
-COMMANDS = ["up", "down", "status", "ssh", "converge", "plan", "bench", "test"]
+COMMANDS = ["up", "down", "status", "ssh", "converge", "inventory", "plan", "bench", "test"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -92,3 +92,31 @@ def test_plan_lists_resources_firewall_openings_and_dns_offline():
 def test_plan_refuses_a_lab_stack(capsys):
     assert main(["plan", "--stack", "local"]) == 2
     assert "plan is for cloud stacks" in capsys.readouterr().err
+
+
+def test_inventory_from_pulumi_outputs_is_written_in_the_labs_shape(tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from kit.paths import StackPaths
+    from kit.stack import load_stack
+
+    monkeypatch.setattr(StackPaths, "state", property(lambda self: tmp_path / self.stack))
+    stack = load_stack("hetzner")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"servers": {
+        h.name: {"ipv4": f"198.51.100.{i + 10}", "private": str(h.address)}
+        for i, h in enumerate(stack.hosts)}}))
+    assert main(["inventory", "--stack", "hetzner", "--pulumi-outputs", str(outputs)]) == 0
+    inv = yaml.safe_load((tmp_path / "hetzner" / "inventory.yml").read_text())
+    assert inv["all"]["hosts"]["db1"]["ansible_host"].startswith("198.51.100.")
+    assert inv["all"]["hosts"]["db1"]["podium_private_address"] == "10.20.1.41"
+    assert "ansible_ssh_private_key_file" not in inv["all"]["vars"]
+    assert set(inv["all"]["children"]["app"]["hosts"]) == {"app1", "app2"}
+
+
+def test_inventory_from_unreadable_outputs_says_how_to_make_them(capsys, tmp_path):
+    assert main(["inventory", "--stack", "hetzner", "--pulumi-outputs",
+                 str(tmp_path / "missing.json")]) == 2
+    assert "pulumi stack output --json --stack hetzner" in capsys.readouterr().err
