@@ -15,14 +15,18 @@ from kit.paths import REPO, StackPaths, shown
 VENV_BIN = Path(sys.executable).parent
 
 
+def venv_env(**extra: str) -> dict[str, str]:
+    """This environment with the kit's virtual environment first on PATH."""
+    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            **extra}
+
+
 def env_for(paths: StackPaths, report: Path | None = None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(paths.facts),
-        "ANSIBLE_FORCE_COLOR": os.environ.get("ANSIBLE_FORCE_COLOR", "0"),
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-    }
+    env = venv_env(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(paths.facts),
+        ANSIBLE_FORCE_COLOR=os.environ.get("ANSIBLE_FORCE_COLOR", "0"),
+    )
     if report is not None:
         env["PODIUM_ANSIBLE_REPORT"] = str(report)
     return env

@@ -65,17 +65,6 @@ def _pid() -> int | None:
     return pid if exe.endswith("apt-cacher-ng") else None
 
 
-def running_addresses() -> list[str]:
-    """The addresses the running proxy was started with ([] when not running)."""
-    if _pid() is None:
-        return []
-    conf = (CONF_DIR / "acng.conf").read_text()
-    for line in conf.splitlines():
-        if line.startswith("BindAddress:"):
-            return sorted(line.split(":", 1)[1].split())
-    return []
-
-
 def stop() -> None:
     pid = _pid()
     if pid is None:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from kit import aptproxy, host, image, inventory, ssh
-from kit.ansible import VENV_BIN, run_playbook
+from kit.ansible import VENV_BIN, run_playbook, venv_env
 from kit.console import Progress, fmt_seconds, table
 from kit.errors import PodiumError
 from kit.machines import Machine
@@ -129,17 +129,13 @@ def up(stack_name: str, run_tests: bool = True) -> None:
 def run_testinfra(paths: StackPaths, extra: list[str] | None = None) -> None:
     cmd = [str(VENV_BIN / "pytest"), "-q", "tests/infra",
            f"--ansible-inventory={paths.inventory}", *(extra or [])]
-    result = subprocess.run(cmd, cwd=REPO, env={**_env(), "PODIUM_STACK": paths.stack})
+    result = subprocess.run(cmd, cwd=REPO, env=venv_env(PODIUM_STACK=paths.stack))
     if result.returncode != 0:
         raise PodiumError(
             f"the testinfra checks failed on stack '{paths.stack}' (see the report above)",
             f"rerun them alone with: .venv/bin/pytest tests/infra "
             f"--ansible-inventory={paths.inventory.relative_to(REPO)}",
         )
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
 
 
 def _remove_strays(stack: Stack, paths: StackPaths, progress: Progress) -> None:
@@ -150,9 +146,7 @@ def _remove_strays(stack: Stack, paths: StackPaths, progress: Progress) -> None:
     for directory in paths.machines.iterdir():
         if directory.name not in wanted:
             progress.note("no longer in the stack file: stopping and removing", directory.name)
-            stray_host = stack.hosts[0].model_copy(update={"name": directory.name})
-            stray = Machine(stack, stray_host, paths)
-            stray.remove()
+            Machine.on_disk(stack, directory.name, paths).remove()
 
 
 def print_summary(stack: Stack, paths: StackPaths, progress: Progress) -> None:
@@ -204,8 +198,7 @@ def down(stack_name: str) -> None:
         print(f"stack '{stack_name}' is not up; nothing to remove", file=sys.stderr)
         return
     if paths.machines.is_dir() and stack is not None:
-        machines = [Machine(stack, stack.hosts[0].model_copy(update={"name": d.name}), paths)
-                    for d in sorted(paths.machines.iterdir())]
+        machines = [Machine.on_disk(stack, d.name, paths) for d in sorted(paths.machines.iterdir())]
         print(f"==> stopping and removing {len(machines)} machines: "
               + ", ".join(m.host.name for m in machines), file=sys.stderr, flush=True)
         with ThreadPoolExecutor(max_workers=len(machines) or 1) as pool:

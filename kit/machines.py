@@ -33,6 +33,12 @@ class Machine:
     host: Host
     paths: StackPaths
 
+    @classmethod
+    def on_disk(cls, stack: Stack, name: str, paths: StackPaths) -> Machine:
+        """A machine found in the stack's directory, whether or not the stack file lists it
+        (a host removed from the file, or `down` working from saved state)."""
+        return cls(stack, stack.hosts[0].model_copy(update={"name": name}), paths)
+
     @property
     def dir(self) -> Path:
         return self.paths.machine_dir(self.host.name)

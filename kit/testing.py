@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from kit.ansible import VENV_BIN
+from kit.ansible import VENV_BIN, venv_env
 from kit.errors import PodiumError
 from kit.paths import REPO, STATE_ROOT, StackPaths
 
@@ -50,7 +49,7 @@ def _pytest(tally: Tally, name: str, args: list[str], env_extra: dict | None = N
     REPORTS.mkdir(parents=True, exist_ok=True)
     report = REPORTS / f"{name}.xml"
     report.unlink(missing_ok=True)
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(env_extra or {})}
+    env = venv_env(**(env_extra or {}))
     code = subprocess.run([str(VENV_BIN / "pytest"), *args, f"--junitxml={report}"],
                           cwd=REPO, env=env).returncode
     if code == 5:
