@@ -104,7 +104,13 @@ class Machine:
                     f"cannot boot host {self.host.name}: systemd-nspawn is not installed",
                     "apt-get install systemd-container (./podium up does it itself)",
                 ) from None
+        self._proc = proc
         self.pid_file.write_text(f"{proc.pid}\n")
+
+    def exit_status(self) -> int | None:
+        """How this run's nspawn ended (negative: killed by that signal); None if running."""
+        proc = getattr(self, "_proc", None)
+        return None if proc is None else proc.poll()
 
     def console_tail(self, lines: int = 25) -> str:
         try:
