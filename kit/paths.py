@@ -61,6 +61,12 @@ class StackPaths:
         return self.state / "facts"
 
     @property
+    def secrets(self) -> Path:
+        """Generated secrets (passwords, keys): outside the state directory so that
+        ``down`` keeps them. Roles create them here through Ansible's password lookup."""
+        return STATE_ROOT / "secrets" / self.stack
+
+    @property
     def machines(self) -> Path:
         return MACHINES_ROOT / self.stack
 
