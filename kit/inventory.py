@@ -61,6 +61,8 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 "podium_hosts": [{"name": h.name, "address": str(h.address)}
                                  for h in stack.hosts],
                 "podium_role_ports": role_ports(),
+                # The stack's state folder on the controller (exports such as the lab CA's root).
+                "podium_state_dir": str(paths.state.resolve()),
                 # Where roles keep generated secrets on the controller (see
                 # docs/decisions/0007-secrets.md); created 0700 when the inventory is written.
                 "podium_secrets_dir": str(paths.secrets.resolve()),
