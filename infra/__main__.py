@@ -1,7 +1,7 @@
 """Podium's Pulumi program: turns infra/stacks/Pulumi.<stack>.yaml into servers.
 
-Run on the operator's machine (the Pulumi CLI is not needed for the tests, which use
-pulumi.runtime.set_mocks):  pulumi up --stack hetzner
+Run on the operator's machine, usually through ./podium up --stack NAME (the Pulumi CLI is
+not needed for the tests, which use pulumi.runtime.set_mocks):  pulumi up --stack hetzner
 """
 
 import config  # first: puts the repository on sys.path for the kit
@@ -11,15 +11,17 @@ from topology import build
 stack = config.load()
 platform = build(stack)
 
+# kit.inventory.public_addresses_from_outputs reads this shape.
 pulumi.export("servers", {
     name: {
-        "ipv4": server.ipv4_address,
-        "ipv6": server.ipv6_address,
+        "ipv4": platform.ipv4[name],
+        "ipv6": platform.ipv6.get(name),
         "private": str(stack.host(name).address),
         "roles": list(stack.host(name).roles),
     }
-    for name, server in platform.servers.servers.items()
+    for name in platform.servers
 })
-pulumi.export("network_id", platform.network.network.id)
-if platform.offsite is not None:
-    pulumi.export("offsite_bucket", platform.offsite.bucket.name)
+pulumi.export("provider", stack.provider)
+pulumi.export("network_id", platform.network_id)
+if platform.offsite_bucket is not None:
+    pulumi.export("offsite_bucket", platform.offsite_bucket)

@@ -1,31 +1,124 @@
-"""Provider-specific names, in one place: sizes, locations, images.
+"""Provider-specific names, in one place: sizes, locations, images, prices.
 
 Stack files use provider-neutral sizes (small, medium, large) and this table maps them.
 Only non-US providers; locations limited to the EU so the data stays under EU law.
+Provider names are the stack file's `podium:provider` values: `hcloud` (Hetzner Cloud) and
+`scaleway`; the offsite bucket names the company (`hetzner`, `scaleway`).
 """
 
 from __future__ import annotations
 
-# Server types per neutral size. Hetzner's shared-vCPU x86 line (2/4/8 vCPU, 4/8/16 GB):
-# check `hcloud server-type list` before a first deploy, as Hetzner renames lines.
+from dataclasses import dataclass
+
+# Server types per neutral size. Check before a first deploy (`hcloud server-type list`,
+# `scw instance server-type list`): providers rename and retire lines.
+# Hetzner: shared-vCPU x86, 2/4/8 vCPU with 4/8/16 GB (the CX23-CX43 line that replaced
+# CX22-CX42 in late 2025).
+# Scaleway: DEV1-M (3 vCPU, 4 GB), DEV1-L (4 vCPU, 8 GB), POP2-4C-16G (4 dedicated vCPU, 16 GB).
 SIZES: dict[str, dict[str, str]] = {
     "local": {"small": "nspawn", "medium": "nspawn", "large": "nspawn"},
-    "hcloud": {"small": "cx22", "medium": "cx32", "large": "cx42"},
+    "hcloud": {"small": "cx23", "medium": "cx33", "large": "cx43"},
+    "scaleway": {"small": "DEV1-M", "medium": "DEV1-L", "large": "POP2-4C-16G"},
 }
 
-# Where hosts may be placed.
+# Where hosts may be placed. Scaleway's are availability zones; its private network is
+# regional, so one Scaleway stack stays in one region (REGION_OF below, checked by kit.stack).
 LOCATIONS: dict[str, list[str]] = {
     "hcloud": ["fsn1", "nbg1", "hel1"],
+    "scaleway": ["fr-par-1", "fr-par-2", "fr-par-3", "nl-ams-1", "nl-ams-2", "nl-ams-3",
+                 "pl-waw-1", "pl-waw-2", "pl-waw-3"],
 }
 
 # Hetzner's private networks live in a network zone that must contain every location used.
 NETWORK_ZONES = {"fsn1": "eu-central", "nbg1": "eu-central", "hel1": "eu-central"}
 
-IMAGES = {"hcloud": "debian-13"}
+
+def region_of(zone: str) -> str:
+    """Scaleway's region of an availability zone: fr-par-2 -> fr-par."""
+    return zone.rsplit("-", 1)[0]
+
+
+IMAGES = {"hcloud": "debian-13", "scaleway": "debian_trixie"}
+
+# Who runs the stack's servers, and who may hold its offsite copy (never the same company).
+COMPANY = {"hcloud": "hetzner", "scaleway": "scaleway"}
 
 # Object storage for offsite backups, at a provider other than the one running the platform.
-OFFSITE_REGIONS = {"scaleway": ["fr-par", "nl-ams", "pl-waw"]}
+OFFSITE_REGIONS = {"scaleway": ["fr-par", "nl-ams", "pl-waw"],
+                   "hetzner": ["fsn1", "nbg1", "hel1"]}
+# Hetzner Object Storage's S3 endpoint per location (no pulumi-hcloud resource exists for
+# buckets; the MinIO provider talks to this endpoint, as Hetzner's docs suggest).
+HETZNER_S3_ENDPOINT = "{region}.your-objectstorage.com"
 
 # Volume size (GB) per neutral size, for hosts whose roles keep data (postgres, media).
 VOLUME_GB = {"small": 20, "medium": 50, "large": 100}
 DATA_ROLES = ("postgres", "media", "backup")
+# Scaleway block volumes come in performance classes; 5000 IOPS is the general-purpose one.
+SCALEWAY_VOLUME_IOPS = 5000
+
+# Placement groups: Hetzner spread groups hold at most 10 servers, Scaleway's at most 20.
+PLACEMENT_GROUP_SIZE = {"hcloud": 10, "scaleway": 20}
+
+# The providers' load balancer products used for `load_balancer: provider`.
+LOAD_BALANCER_TYPE = {"hcloud": "lb11", "scaleway": "LB-S"}
+
+
+# --- Prices -------------------------------------------------------------------------------
+# One table, read by docs/production.md's cost section (kit.providers.bill) and by
+# ./podium plan. A price is a list price in EUR per month, excluding VAT, taken from the
+# provider's own price page on PRICES_TAKEN. None means it was NOT verified: the session that
+# wrote this could not reach the providers' price pages (only third-party pages, which
+# disagree after Hetzner's 2026 price changes), so no figure is given rather than a guess.
+# Fill a value only from the provider's page, and set PRICES_TAKEN to that day.
+
+PRICES_TAKEN: str | None = None
+PRICE_PAGES = {
+    "hcloud": "https://www.hetzner.com/cloud/",
+    "hetzner-object-storage": "https://www.hetzner.com/storage/object-storage/",
+    "scaleway": "https://www.scaleway.com/en/pricing/",
+}
+PRICES: dict[str, dict[str, float | None]] = {
+    "hcloud": {"cx23": None, "cx33": None, "cx43": None, "lb11": None,
+               "volume-gb": None, "primary-ipv4": None},
+    "scaleway": {"DEV1-M": None, "DEV1-L": None, "POP2-4C-16G": None, "LB-S": None,
+                 "volume-gb": None, "flexible-ipv4": None},
+}
+
+
+@dataclass(frozen=True)
+class BillLine:
+    item: str          # the provider's product name (server type, "volume-gb", ...)
+    quantity: int      # how many (GB for volumes)
+    unit_eur: float | None
+
+    @property
+    def eur(self) -> float | None:
+        return None if self.unit_eur is None else round(self.unit_eur * self.quantity, 2)
+
+
+def bill(stack) -> list[BillLine]:
+    """What a cloud stack rents per month, at the prices above (``unit_eur`` None: unknown).
+
+    Object storage is left out: it is billed by use (stored GB, egress), not by topology.
+    """
+    provider = stack.provider
+    prices = PRICES[provider]
+    counts: dict[str, int] = {}
+    for host in stack.hosts:
+        kind = SIZES[provider][host.size]
+        counts[kind] = counts.get(kind, 0) + 1
+    ip_item = "primary-ipv4" if provider == "hcloud" else "flexible-ipv4"
+    counts[ip_item] = len(stack.hosts)
+    if stack.load_balancer == "provider":
+        counts[LOAD_BALANCER_TYPE[provider]] = 1
+    volume_gb = sum(VOLUME_GB[h.size] for h in stack.hosts if set(h.roles) & set(DATA_ROLES))
+    if volume_gb:
+        counts["volume-gb"] = volume_gb
+    return [BillLine(item, n, prices.get(item)) for item, n in counts.items()]
+
+
+def total(lines: list[BillLine]) -> float | None:
+    """The monthly total, or None when any line's price is unknown."""
+    if any(line.eur is None for line in lines):
+        return None
+    return round(sum(line.eur for line in lines if line.eur is not None), 2)

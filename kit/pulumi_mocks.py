@@ -15,7 +15,7 @@ from kit.paths import REPO
 
 @dataclass
 class Recorder(pulumi.runtime.Mocks):
-    """Records (type, name, inputs); servers get documentation-range addresses."""
+    """Records (type, name, inputs); public addresses come from documentation ranges."""
 
     resources: list[tuple[str, str, dict]] = field(default_factory=list)
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -27,6 +27,8 @@ class Recorder(pulumi.runtime.Mocks):
         if args.typ == "hcloud:index/server:Server":
             state["ipv4Address"] = f"198.51.100.{number}"
             state["ipv6Address"] = f"2001:db8::{number}"
+        elif args.typ == "scaleway:instance/ip:Ip":
+            state["address"] = f"198.51.100.{number}"
         self.ids[(args.typ, args.name)] = str(number)
         return [str(number), state]
 

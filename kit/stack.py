@@ -26,7 +26,7 @@ from pydantic import (
 
 from kit.errors import PodiumError
 from kit.paths import REPO, shown, stack_file
-from kit.providers import LOCATIONS, OFFSITE_REGIONS
+from kit.providers import COMPANY, LOCATIONS, OFFSITE_REGIONS, region_of
 
 ROLE_PORTS_FILE = REPO / "playbooks" / "group_vars" / "all" / "role_ports.yml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
@@ -121,7 +121,7 @@ class Lab(Strict):
 class Offsite(Strict):
     """Where backups go: object storage at another provider than the platform's."""
 
-    provider: Literal["scaleway"]
+    provider: Literal["scaleway", "hetzner"]
     region: str
 
     @model_validator(mode="after")
@@ -156,7 +156,7 @@ class Stack(Strict):
     """A validated stack. ``name`` comes from the file name, the rest from ``podium:*`` keys."""
 
     name: str
-    provider: Literal["local", "hcloud"]
+    provider: Literal["local", "hcloud", "scaleway"]
     domain: Annotated[str, AfterValidator(_domain)]
     mode: Literal["desk", "social"]
     admin: Admin
@@ -220,6 +220,16 @@ class Stack(Strict):
                 raise ValueError("offsite: required for cloud stacks: backups must also live "
                                  "at another provider (e.g. {provider: scaleway, region: "
                                  "fr-par})")
+            if self.offsite.provider == COMPANY[self.provider]:
+                raise ValueError(f"offsite.provider: '{self.offsite.provider}' runs the "
+                                 "servers too; the offsite copy must be at another company")
+            if self.provider == "scaleway":
+                # A Scaleway private network spans one region (its zones), not more.
+                regions = {region_of(h.location or "") for h in self.hosts}
+                if len(regions) > 1:
+                    raise ValueError("hosts[].location: a Scaleway stack stays in one region "
+                                     f"(its private network is regional); got zones of "
+                                     f"{', '.join(sorted(regions))}")
             if not self.admin.ssh_keys:
                 raise ValueError(
                     "admin.ssh_keys: at least one operator public key is required for "

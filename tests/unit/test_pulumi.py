@@ -1,4 +1,5 @@
-"""The Pulumi program under pulumi.runtime.set_mocks: no CLI, no cloud, one property a test.
+"""The Pulumi program at Hetzner under pulumi.runtime.set_mocks: no CLI, no cloud, one
+property a test (Scaleway: test_pulumi_scaleway.py).
 
 Every cloud stack file in infra/stacks/ is built; the mocks record each resource declared.
 """
@@ -168,7 +169,7 @@ def test_outputs_render_to_the_same_inventory_shape_as_the_lab(built):
     from kit import inventory
     from kit.paths import StackPaths
 
-    servers = platform.servers.servers
+    servers = platform.servers
     names = list(servers)
 
     def check(ipv4s):
@@ -234,7 +235,7 @@ def test_dns_records_are_the_kits_record_data(built):
     from kit.dns_records import records
 
     stack, recorder, platform = built
-    servers = platform.servers.servers
+    servers = platform.servers
     names = list(servers)
 
     def check(addresses):

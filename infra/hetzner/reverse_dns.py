@@ -18,7 +18,7 @@ class MailReverseDnsArgs:
 class MailReverseDns(pulumi.ComponentResource):
     def __init__(self, name: str, args: MailReverseDnsArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:MailReverseDns", name, None, opts)
+        super().__init__("podium:hetzner:MailReverseDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         server_id = args.server.id.apply(int)
         self.ipv4 = hcloud.Rdns(f"{name}-v4", server_id=server_id,

@@ -1,4 +1,4 @@
-"""Offsite backup bucket: S3-compatible object storage at the second provider (Scaleway).
+"""Offsite backup bucket at Scaleway Object Storage, for stacks whose servers run at Hetzner.
 
 If the platform's provider drops the account, the backups are still at another company in
 another jurisdiction's reach, and the platform can be rebuilt from them (the backup issue's
@@ -27,7 +27,7 @@ class OffsiteBucketArgs:
 class OffsiteBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: OffsiteBucketArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:OffsiteBucket", name, None, opts)
+        super().__init__("podium:scaleway:OffsiteBucket", name, None, opts)
         self.provider = scaleway.Provider(f"{name}-scaleway", region=args.region,
                                           opts=pulumi.ResourceOptions(parent=self))
         # scaleway.object.Bucket replaces the deprecated scaleway.ObjectBucket; its argument
@@ -46,4 +46,5 @@ class OffsiteBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
                                         protect=True),
         )
-        self.register_outputs({"bucket": self.bucket.name})
+        self.bucket_name = self.bucket.name
+        self.register_outputs({"bucket": self.bucket_name})

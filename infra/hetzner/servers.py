@@ -36,7 +36,7 @@ class ServersArgs:
 class Servers(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServersArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:Servers", name, None, opts)
+        super().__init__("podium:hetzner:Servers", name, None, opts)
         stack = args.stack
         child = pulumi.ResourceOptions(parent=self)
         self.ssh_keys = [

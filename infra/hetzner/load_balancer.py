@@ -32,7 +32,7 @@ class AppLoadBalancerArgs:
 class AppLoadBalancer(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppLoadBalancerArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:AppLoadBalancer", name, None, opts)
+        super().__init__("podium:hetzner:AppLoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.load_balancer = hcloud.LoadBalancer(
             name, load_balancer_type="lb11", location=args.location, labels=args.labels,

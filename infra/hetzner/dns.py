@@ -20,7 +20,7 @@ class ZoneArgs:
 class Zone(pulumi.ComponentResource):
     def __init__(self, name: str, args: ZoneArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:Zone", name, None, opts)
+        super().__init__("podium:hetzner:Zone", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.zone = hcloud.Zone(name, name=args.domain, mode="primary", ttl=300,
                                 labels=args.labels, opts=child)

@@ -18,7 +18,7 @@ class PrivateNetworkArgs:
 class PrivateNetwork(pulumi.ComponentResource):
     def __init__(self, name: str, args: PrivateNetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:PrivateNetwork", name, None, opts)
+        super().__init__("podium:hetzner:PrivateNetwork", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.network = hcloud.Network(name, ip_range=args.cidr, labels=args.labels, opts=child)
         self.subnet = hcloud.NetworkSubnet(

@@ -23,7 +23,7 @@ class HostFirewallArgs:
 class HostFirewall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HostFirewallArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:HostFirewall", name, None, opts)
+        super().__init__("podium:hetzner:HostFirewall", name, None, opts)
         rules = [
             hcloud.FirewallRuleArgs(
                 direction="in", protocol=rule.proto, port=str(rule.port),

@@ -20,7 +20,7 @@ class DataVolumesArgs:
 class DataVolumes(pulumi.ComponentResource):
     def __init__(self, name: str, args: DataVolumesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("podium:infra:DataVolumes", name, None, opts)
+        super().__init__("podium:hetzner:DataVolumes", name, None, opts)
         self.volumes: dict[str, hcloud.Volume] = {}
         for host in args.stack.hosts:
             if not set(host.roles) & set(DATA_ROLES):
