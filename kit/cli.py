@@ -26,19 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("up", help="boot the stack's lab machines, converge and check them",
-                       description="Validate the stack file, prepare this host, boot one "
-                       "systemd-nspawn machine per host, run playbooks/site.yml and the "
-                       "testinfra checks. Re-running reuses running machines and converges "
-                       "again; an interrupted up is resumed by running up again.")
+    p = sub.add_parser("up", help="bring the stack up (lab machines or cloud), converge, check",
+                       description="Validate the stack file, then: for a lab stack, prepare "
+                       "this host and boot one systemd-nspawn machine per host; for a cloud "
+                       "stack (hcloud, scaleway), run pulumi up (needs the Pulumi CLI and the "
+                       "provider's credentials) and write the inventory from its outputs. "
+                       "Then run playbooks/site.yml and the testinfra checks. Re-running "
+                       "converges again; an interrupted up is resumed by running up again.")
     _stack_arg(p)
     p.add_argument("--no-test", action="store_true",
                    help="skip the testinfra checks at the end")
 
-    p = sub.add_parser("down", help="stop and remove the stack's machines, bridge and state",
-                       description="Stop and remove everything of the stack (machines, bridge, "
-                       ".podium/<stack>/). Shared caches (base image, apt cache) are kept.")
+    p = sub.add_parser("down", help="remove the stack (lab machines, or cloud servers)",
+                       description="Lab stacks: stop and remove everything of the stack "
+                       "(machines, bridge, .podium/<stack>/); shared caches are kept. Cloud "
+                       "stacks: after confirmation, pulumi destroy --exclude-protected (data "
+                       "volumes and the offsite bucket are protected and kept).")
     _stack_arg(p)
+    p.add_argument("--yes", action="store_true",
+                   help="cloud stacks: destroy without asking for the stack name (CI)")
 
     p = sub.add_parser("status", help="hosts, roles, addresses and whether they run",
                        description="Show every lab stack that is up, or only --stack NAME.")
@@ -67,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="what Pulumi would create for a cloud stack (offline)",
                        description="Run the Pulumi program in infra/ under mocks, offline: "
-                       "resources by type, firewall openings per server, DNS records.")
+                       "resources by type, firewall openings per server, DNS records, what it "
+                       "rents per month; --graph draws the resources with Graphviz.")
     _stack_arg(p)
+    p.add_argument("--graph", metavar="FILE.svg|png", default=None,
+                   help="also draw the resources, their components and dependencies")
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
@@ -105,12 +114,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _cloud_stack(name: str):
+    """The validated stack when its file names a cloud provider; None for lab stacks (and for
+    names without a valid file, which the lab's own up/down report or clean up)."""
+    from kit.stack import load_stack
+
+    try:
+        stack = load_stack(name)
+    except PodiumError:
+        return None
+    return stack if stack.provider != "local" else None
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from kit import lab, testing
 
     if args.command == "up":
-        lab.up(args.stack, run_tests=not args.no_test)
+        cloud_stack = _cloud_stack(args.stack)
+        if cloud_stack is not None:
+            from kit import cloud
+
+            cloud.up(cloud_stack, run_tests=not args.no_test)
+        else:
+            lab.up(args.stack, run_tests=not args.no_test)
     elif args.command == "down":
+        cloud_stack = _cloud_stack(args.stack)
+        if cloud_stack is not None:
+            from kit import cloud
+
+            return 0 if cloud.down(cloud_stack, assume_yes=args.yes) else 1
         lab.down(args.stack)
     elif args.command == "status":
         lab.status(args.stack)
@@ -127,9 +159,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         path = cloud.write_inventory(load_stack(args.stack), Path(args.pulumi_outputs))
         print(f"wrote {path}")
     elif args.command == "plan":
+        from pathlib import Path
+
         from kit.plan import plan
 
-        plan(args.stack)
+        plan(args.stack, Path(args.graph) if args.graph else None)
     elif args.command == "bench":
         from kit import bench
 

@@ -22,10 +22,9 @@ UP_STEPS = 10
 
 
 def _require_local(stack: Stack) -> None:
-    if stack.provider != "local":
-        from kit import cloud
-
-        cloud.up(stack)
+    if stack.provider != "local":  # kit.cli sends cloud stacks to kit.cloud
+        raise PodiumError(f"stack '{stack.name}' is a {stack.provider} stack, not a lab stack",
+                          f"bring it up with ./podium up --stack {stack.name}")
 
 
 def _save_state(stack: Stack, paths: StackPaths) -> None:
@@ -201,11 +200,9 @@ def down(stack_name: str) -> None:
             stack = load_stack(stack_name)
         except PodiumError:
             stack = None
-    if stack is not None and stack.provider != "local":
-        raise PodiumError(
-            f"./podium down does not drive cloud stacks yet (stack '{stack.name}')",
-            f"destroy it with: pulumi destroy --stack {stack.name} (it asks for confirmation)",
-        )
+    if stack is not None and stack.provider != "local":  # kit.cli sends these to kit.cloud
+        raise PodiumError(f"stack '{stack.name}' is a {stack.provider} stack, not a lab stack",
+                          f"destroy it with ./podium down --stack {stack.name}")
     if stack is None and not paths.state.exists() and not paths.machines.exists():
         print(f"stack '{stack_name}' is not up; nothing to remove", file=sys.stderr)
         return

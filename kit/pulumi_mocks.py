@@ -9,8 +9,41 @@ import sys
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 from kit.paths import REPO
+
+
+@dataclass(frozen=True)
+class Node:
+    """One registered resource: its type and name, its parent's URN and the URNs it depends
+    on (inputs that are other resources' outputs, and depends_on)."""
+
+    urn: str
+    typ: str
+    name: str
+    parent: str | None
+    depends_on: tuple[str, ...]
+    custom: bool
+
+
+class _GraphMonitor(MockMonitor):
+    """The mock monitor, also keeping each registration's parent and dependencies."""
+
+    def __init__(self, mocks: Recorder) -> None:
+        super().__init__(mocks)
+        self.recorder = mocks
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            deps = set(request.dependencies)
+            for prop in request.propertyDependencies.values():
+                deps.update(prop.urns)
+            self.recorder.nodes[response.urn] = Node(
+                response.urn, request.type, request.name, request.parent or None,
+                tuple(sorted(deps)), bool(request.custom))
+        return response
 
 
 @dataclass
@@ -19,6 +52,7 @@ class Recorder(pulumi.runtime.Mocks):
 
     resources: list[tuple[str, str, dict]] = field(default_factory=list)
     ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.resources.append((args.typ, args.name, dict(args.inputs)))
@@ -42,7 +76,8 @@ class Recorder(pulumi.runtime.Mocks):
 def install(stack_name: str) -> Recorder:
     """Install fresh mocks for ``stack_name`` and make infra/ importable."""
     recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, project="podium", stack=stack_name, preview=False)
+    pulumi.runtime.set_mocks(recorder, project="podium", stack=stack_name, preview=False,
+                             monitor=_GraphMonitor(recorder))
     infra = str(REPO / "infra")
     if infra not in sys.path:
         sys.path.insert(0, infra)

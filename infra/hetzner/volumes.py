@@ -28,8 +28,10 @@ class DataVolumes(pulumi.ComponentResource):
             self.volumes[host.name] = hcloud.Volume(
                 f"{host.name}-data", size=VOLUME_GB[host.size], format="ext4",
                 server_id=args.servers[host.name].id.apply(int), automount=False,
+                # Hetzner's delete protection guards against the console and API; Pulumi's
+                # protect lets `./podium down` (destroy --exclude-protected) keep the data.
                 delete_protection=True,
                 labels={"podium-stack": args.stack.name, "podium-host": host.name},
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
         self.register_outputs({})

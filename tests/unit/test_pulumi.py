@@ -17,7 +17,7 @@ from kit.stack import load_stack
 
 CLOUD_STACKS = sorted(
     p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml")
-    if "provider: hcloud" in p.read_text()
+    if "podium:provider: hcloud" in p.read_text()
 )
 PRIVATE_ONLY_PORTS = {5432, 6432, 6379, 22, 8081, 587, 8432}
 
