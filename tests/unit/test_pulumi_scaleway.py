@@ -303,6 +303,6 @@ def test_offsite_at_the_same_company_is_refused(monkeypatch, tmp_path):
     install("broken")
     import config
 
-    with pytest.raises(pulumi.RunError, match="podium:offsite.provider: 'scaleway' runs the "
+    with pytest.raises(pulumi.RunError, match=r"podium:offsite\.provider: 'scaleway' runs the "
                                               "servers too"):
         config.load()
