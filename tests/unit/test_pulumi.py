@@ -140,12 +140,33 @@ def test_data_hosts_get_a_volume_and_others_none(built):
     stack, recorder, platform = built
 
     def check():
-        volumes = {name.removesuffix("-data") for name, _ in
-                   recorder.of_type("hcloud:index/volume:Volume")}
+        volumes = dict(recorder.of_type("hcloud:index/volume:Volume"))
         data_hosts = {h.name for h in stack.hosts
                       if {"postgres", "media", "backup"} & set(h.roles)}
-        assert volumes == data_hosts
+        assert {name.removesuffix("-data") for name in volumes} == data_hosts
+        attachments = dict(recorder.of_type("hcloud:index/volumeAttachment:VolumeAttachment"))
+        for name in data_hosts:
+            attachment = attachments[f"{name}-data-attachment"]
+            assert attachment["serverId"] == int(recorder.ids[("hcloud:index/server:Server",
+                                                              name)])
+            assert attachment["volumeId"] == int(recorder.ids[("hcloud:index/volume:Volume",
+                                                              f"{name}-data")])
+            assert volumes[f"{name}-data"]["location"] == stack.host(name).location
     return settled(platform, check)
+
+
+def test_data_volumes_do_not_depend_on_servers_so_destroy_can_keep_them():
+    """`pulumi destroy --exclude-protected` also keeps what a protected resource depends on:
+    a volume that referenced its server would keep the server alive too."""
+    from kit.plan import run_program
+
+    stack = load_stack("hetzner")
+    recorder = run_program(stack)
+    servers = {urn for urn, n in recorder.nodes.items() if n.typ == "hcloud:index/server:Server"}
+    volumes = [n for n in recorder.nodes.values() if n.typ == "hcloud:index/volume:Volume"]
+    assert volumes
+    for volume in volumes:
+        assert not set(volume.depends_on) & servers, volume.name
 
 
 def test_bad_stack_stops_the_program_before_any_resource(monkeypatch, tmp_path):

@@ -306,3 +306,16 @@ def test_offsite_at_the_same_company_is_refused(monkeypatch, tmp_path):
     with pytest.raises(pulumi.RunError, match=r"podium:offsite\.provider: 'scaleway' runs the "
                                               "servers too"):
         config.load()
+
+
+def test_data_volumes_do_not_depend_on_servers_so_destroy_can_keep_them():
+    """`pulumi destroy --exclude-protected` also keeps what a protected resource depends on."""
+    from kit.plan import run_program
+
+    recorder = run_program(load_stack("scaleway"))
+    servers = {urn for urn, n in recorder.nodes.items()
+               if n.typ == "scaleway:instance/server:Server"}
+    volumes = [n for n in recorder.nodes.values() if n.typ == "scaleway:block/volume:Volume"]
+    assert volumes
+    for volume in volumes:
+        assert not set(volume.depends_on) & servers, volume.name
