@@ -23,5 +23,8 @@ pulumi.export("servers", {
 })
 pulumi.export("provider", stack.provider)
 pulumi.export("network_id", platform.network_id)
+if stack.load_balancer == "provider":
+    # Where the edges send requests: the provider load balancer's fixed private address.
+    pulumi.export("load_balancer_address", stack.load_balancer_address)
 if platform.offsite_bucket is not None:
     pulumi.export("offsite_bucket", platform.offsite_bucket)

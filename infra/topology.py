@@ -107,7 +107,8 @@ def _build_hetzner(stack: Stack) -> Platform:
         apps = [h for h in stack.hosts if "app" in h.roles]
         components.append(AppLoadBalancer("app-lb", AppLoadBalancerArgs(
             location=apps[0].location or "", network=network.network, subnet=network.subnet,
-            app_servers=[servers.servers[h.name] for h in apps], labels=labels_for(stack))))
+            app_servers=[servers.servers[h.name] for h in apps], labels=labels_for(stack),
+            private_address=stack.load_balancer_address)))
     ipv4 = {n: s.ipv4_address for n, s in servers.servers.items()}
     ipv6 = {n: s.ipv6_address for n, s in servers.servers.items()}
     components.append(Zone("zone", ZoneArgs(domain=stack.domain,
@@ -148,7 +149,8 @@ def _build_scaleway(stack: Stack) -> Platform:
         apps = [h for h in stack.hosts if "app" in h.roles]
         components.append(AppLoadBalancer("app-lb", AppLoadBalancerArgs(
             zone=apps[0].location or "", private_network=network.network,
-            app_addresses=[str(h.address) for h in apps], tags=tags_for(stack))))
+            app_addresses=[str(h.address) for h in apps], tags=tags_for(stack), region=region,
+            private_address=stack.load_balancer_address)))
     # IPv4 only for now: routed IPv6 at Scaleway is a /64 prefix per server, and which
     # address of it the host answers on is the host's choice (not modelled yet).
     ipv4 = {name: ip.address for name, ip in servers.public_ipv4.items()}

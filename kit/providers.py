@@ -122,3 +122,15 @@ def total(lines: list[BillLine]) -> float | None:
     if any(line.eur is None for line in lines):
         return None
     return round(sum(line.eur for line in lines if line.eur is not None), 2)
+
+
+def bill_markdown(stack) -> str:
+    """The cost table of docs/production.md for ``stack`` (a test keeps the doc in step)."""
+    rows = ["| item | quantity | EUR each per month | EUR per month |", "|---|---|---|---|"]
+    for line in bill(stack):
+        each = "not verified" if line.unit_eur is None else f"{line.unit_eur:.2f}"
+        rows.append(f"| {line.item} | {line.quantity} | {each} | "
+                    f"{'-' if line.eur is None else f'{line.eur:.2f}'} |")
+    amount = total(bill(stack))
+    rows.append(f"| **total** | | | {'unknown' if amount is None else f'{amount:.2f}'} |")
+    return "\n".join(rows)

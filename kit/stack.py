@@ -198,6 +198,11 @@ class Stack(Strict):
             if self.provider == "local":
                 raise ValueError("load_balancer: 'provider' needs a cloud provider; the lab "
                                  "uses 'proxy'")
+            for index, host in enumerate(self.hosts):
+                if str(host.address) == self.load_balancer_address:
+                    raise ValueError(
+                        f"hosts[{index}].address: {host.address} is the provider load "
+                        "balancer's address (the network's last usable one); pick another")
             proxies = [h.name for h in self.hosts if "proxy" in h.roles]
             if proxies:
                 raise ValueError(f"load_balancer: 'provider' replaces the proxy role, but "
@@ -241,6 +246,12 @@ class Stack(Strict):
     def gateway(self) -> str:
         """The first address of the network: the lab host's bridge, the cloud's gateway."""
         return str(next(ipaddress.ip_network(self.network.cidr).hosts()))
+
+    @property
+    def load_balancer_address(self) -> str:
+        """The provider load balancer's private address: the network's last usable one, so
+        edges can be configured with it before it exists (load_balancer: provider)."""
+        return str(ipaddress.ip_network(self.network.cidr).broadcast_address - 1)
 
     @property
     def prefixlen(self) -> int:

@@ -27,6 +27,7 @@ class AppLoadBalancerArgs:
     subnet: hcloud.NetworkSubnet
     app_servers: list[hcloud.Server]
     labels: dict[str, str]
+    private_address: str
 
 
 class AppLoadBalancer(pulumi.ComponentResource):
@@ -40,7 +41,7 @@ class AppLoadBalancer(pulumi.ComponentResource):
         lb_id = self.load_balancer.id.apply(int)
         self.attachment = hcloud.LoadBalancerNetwork(
             f"{name}-private", load_balancer_id=lb_id, network_id=args.network.id.apply(int),
-            enable_public_interface=False,
+            ip=args.private_address, enable_public_interface=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.subnet]))
         self.service = hcloud.LoadBalancerService(
             f"{name}-app", load_balancer_id=lb_id, protocol="tcp", listen_port=LISTEN_PORT,

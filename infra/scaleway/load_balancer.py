@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumiverse_scaleway.ipam as ipam
 import pulumiverse_scaleway.loadbalancers as lb
 import pulumiverse_scaleway.network as network
 
@@ -27,6 +28,8 @@ class AppLoadBalancerArgs:
     private_network: network.PrivateNetwork
     app_addresses: list[str]
     tags: list[str]
+    region: str
+    private_address: str
 
 
 class AppLoadBalancer(pulumi.ComponentResource):
@@ -34,10 +37,15 @@ class AppLoadBalancer(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("podium:scaleway:AppLoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.address = ipam.Ip(
+            f"{name}-private", address=args.private_address, region=args.region,
+            sources=[{"private_network_id": args.private_network.id}], tags=args.tags,
+            opts=child)
         self.load_balancer = lb.LoadBalancer(
             name, name=name, type=LOAD_BALANCER_TYPE["scaleway"], zone=args.zone,
             assign_flexible_ip=False,
-            private_networks=[{"private_network_id": args.private_network.id}],
+            private_networks=[{"private_network_id": args.private_network.id,
+                               "ipam_ids": self.address.id}],
             tags=args.tags, opts=child)
         self.backend = lb.Backend(
             f"{name}-app", name="app", lb_id=self.load_balancer.id, forward_protocol="tcp",

@@ -78,3 +78,11 @@ def test_total_is_unknown_while_any_price_is_unverified():
     lines = [providers.BillLine("a", 2, 1.5), providers.BillLine("b", 1, None)]
     assert providers.total(lines) is None
     assert providers.total(lines[:1]) == 3.0
+
+
+@pytest.mark.parametrize("stack_name", ["hetzner", "hetzner-mini", "scaleway", "scaleway-mini"])
+def test_production_doc_cost_tables_are_the_price_tables(stack_name):
+    doc = (REPO / "docs" / "production.md").read_text()
+    assert providers.bill_markdown(load_stack(stack_name)) in doc
+    for page in providers.PRICE_PAGES.values():
+        assert page in doc

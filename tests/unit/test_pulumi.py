@@ -247,6 +247,7 @@ def test_load_balancer_targets_exactly_the_app_hosts(built):
         ((_, attachment),) = recorder.of_type(
             "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork")
         assert attachment["enablePublicInterface"] is False
+        assert attachment["ip"] == stack.load_balancer_address
     return settled(platform, check)
 
 

@@ -200,8 +200,11 @@ def test_load_balancer_targets_exactly_the_app_hosts_on_the_private_network(buil
             return
         ((lb_name, lb),) = lbs.items()
         assert lb["assignFlexibleIp"] is False  # no public face: edges reach it privately
-        assert lb["privateNetworks"] == [{"privateNetworkId": _id(
-            recorder, "network/privateNetwork:PrivateNetwork", "private")}]
+        assert lb["privateNetworks"] == [{
+            "privateNetworkId": _id(recorder, "network/privateNetwork:PrivateNetwork", "private"),
+            "ipamIds": _id(recorder, "ipam/ip:Ip", f"{lb_name}-private")}]
+        assert _of(recorder, "ipam/ip:Ip")[f"{lb_name}-private"]["address"] == (
+            stack.load_balancer_address)
         ((_, backend),) = _of(recorder, "loadbalancers/backend:Backend").items()
         assert sorted(backend["serverIps"]) == sorted(
             str(h.address) for h in stack.hosts if "app" in h.roles)

@@ -173,3 +173,10 @@ def test_cloud_stack_needs_offsite_backups_at_a_known_region(local_stack_doc):
     assert "podium:offsite: required for cloud stacks" in _error(doc)
     doc["config"]["podium:offsite"] = {"provider": "scaleway", "region": "us-east-1"}
     assert "podium:offsite: region 'us-east-1' is not a scaleway region" in _error(doc)
+
+
+def test_a_host_on_the_provider_load_balancers_address_is_refused():
+    text = (STACKS_DIR / "Pulumi.scaleway.yaml").read_text().replace("10.20.3.81", "10.20.3.254")
+    with pytest.raises(PodiumError, match=r"podium:hosts\[9\]\.address: 10\.20\.3\.254 is the "
+                                          "provider load balancer's address"):
+        parse_stack("scaleway", text, "Pulumi.scaleway.yaml")
