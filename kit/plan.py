@@ -24,6 +24,9 @@ from kit.stack import Stack, load_stack
 
 GRAPH_FORMATS = ("svg", "png")
 GRAPH_PACKAGES = ["graphviz"]  # Debian package providing `dot`
+# Fill colours by resource kind, so hosts, the load balancer and the data stand out.
+GRAPH_FILL = {"Server": "#dbe9ff", "LoadBalancer": "#fff2c2", "Volume": "#e4f5e1",
+              "S3Bucket": "#e4f5e1", "Bucket": "#e4f5e1"}
 
 
 def run_program(stack: Stack) -> Recorder:
@@ -156,7 +159,10 @@ def to_dot(stack: Stack, recorder: Recorder) -> str:
     def emit(parent: str | None, indent: str) -> None:
         for node in children.get(parent, []):
             if node.custom:
-                lines.append(f"{indent}{ids[node.urn]} [label={_quote(_label(node, stack))}];")
+                fill = GRAPH_FILL.get(node.typ.split(":")[-1])
+                style = f', style="rounded,filled", fillcolor="{fill}"' if fill else ""
+                lines.append(f"{indent}{ids[node.urn]} [label={_quote(_label(node, stack))}"
+                             f"{style}];")
             else:
                 lines.append(f"{indent}subgraph cluster_{ids[node.urn]} {{")
                 lines.append(f"{indent}  label={_quote(node.name + ' (' + node.typ + ')')};"
