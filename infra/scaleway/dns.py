@@ -3,11 +3,14 @@
 The domain itself must already be in the Scaleway project (registered there, or added as an
 external domain in the console): the Pulumi provider manages records and sub-zones, not the
 addition of an external apex domain. Scaleway stores one value per record, with the MX
-preference in its own field, so each kit record becomes one resource per value.
+preference in its own field, so each kit record becomes one resource per value. TXT values
+are given unquoted, as in Scaleway's own examples (the kit writes zone-file syntax: one or
+more quoted strings, which are joined here).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -20,6 +23,15 @@ from kit.dns_records import Record
 class RecordsArgs:
     domain: str
     records: list[Record]
+
+
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def txt_data(value: str) -> str:
+    """Zone-file TXT (one or more quoted strings) as Scaleway's record data."""
+    parts = QUOTED.findall(value)
+    return "".join(parts) if parts else value
 
 
 class Records(pulumi.ComponentResource):
@@ -36,6 +48,8 @@ class Records(pulumi.ComponentResource):
                 if record.type == "MX":
                     preference, _, value = str(value).partition(" ")
                     priority = int(preference)
+                elif record.type == "TXT":
+                    value = txt_data(str(value))
                 resource = domain.Record(
                     f"{name}-{record.type.lower()}-{record.name.replace('@', 'apex')}-{index}",
                     dns_zone=args.domain, name=label, type=record.type, data=value,
