@@ -330,3 +330,25 @@ def test_data_volumes_do_not_depend_on_servers_so_destroy_can_keep_them():
     assert volumes
     for volume in volumes:
         assert not set(volume.depends_on) & servers, volume.name
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("location: fr-par-1", "location: us-east-1",
+     r"podium:hosts\[0\]\.location: 'us-east-1' is not a location of scaleway"),
+    ("size: large", "size: huge", r"podium:hosts\[0\]\.size: .*got 'huge'"),
+    ("roles: [edge, proxy,", "roles: [edge, ftp,", r"podium:hosts\[0\]\.roles: unknown role 'ftp'"),
+])
+def test_a_bad_stack_is_refused_with_its_key_before_any_resource(monkeypatch, tmp_path, old,
+                                                                 new, message):
+    text = (STACKS_DIR / "Pulumi.scaleway-mini.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "Pulumi.broken.yaml"
+    bad.write_text(text.replace(old, new))
+    monkeypatch.setattr("kit.stack.stack_file", lambda name: bad)
+    recorder = install("broken")
+    import config
+
+    with pytest.raises(pulumi.RunError, match=message) as caught:
+        config.load()
+    assert "Pulumi.broken.yaml" in str(caught.value)
+    assert recorder.resources == []
