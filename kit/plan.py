@@ -75,15 +75,16 @@ def dns_rows(stack: Stack, recorder: Recorder) -> list[list[str]]:
 
 def bill_rows(stack: Stack) -> tuple[list[list[str]], str]:
     lines = providers.bill(stack)
-    rows = [[line.item, str(line.quantity),
-             "not verified" if line.unit_eur is None else f"{line.unit_eur:.2f}",
+    rows = [[line.item, str(line.quantity), line.unit_text,
              "-" if line.eur is None else f"{line.eur:.2f}"] for line in lines]
     total = providers.total(lines)
+    source = providers.PRICE_SOURCES[stack.provider]
     if total is None:
-        summary = ("total: unknown (prices not verified; see kit/providers.py and "
-                   f"{providers.PRICE_PAGES[stack.provider]})")
+        summary = ("total: unknown, some prices are not verified (kit/providers.py; check "
+                   f"{source.page})")
     else:
-        summary = f"total: EUR {total:.2f} per month, list prices of {providers.PRICES_TAKEN}"
+        summary = (f"total: EUR {total:.2f} per month excl. VAT, list prices of "
+                   f"{source.taken} ({source.page})")
     return rows, summary
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 # Hetzner: shared-vCPU x86, 2/4/8 vCPU with 4/8/16 GB (the CX23-CX43 line that replaced
 # CX22-CX42 in late 2025).
 # Scaleway: DEV1-M (3 vCPU, 4 GB), DEV1-L (4 vCPU, 8 GB), POP2-4C-16G (4 dedicated vCPU, 16 GB).
+# DEV1 is not offered in fr-par-3 (PAR3), whose prices are also higher: the shipped Scaleway
+# stacks use fr-par-1 and fr-par-2.
 SIZES: dict[str, dict[str, str]] = {
     "local": {"small": "nspawn", "medium": "nspawn", "large": "nspawn"},
     "hcloud": {"small": "cx23", "medium": "cx33", "large": "cx43"},
@@ -64,25 +66,62 @@ LOAD_BALANCER_TYPE = {"hcloud": "lb11", "scaleway": "LB-S"}
 
 
 # --- Prices -------------------------------------------------------------------------------
-# One table, read by docs/production.md's cost section (kit.providers.bill) and by
-# ./podium plan. A price is a list price in EUR per month, excluding VAT, taken from the
-# provider's own price page on PRICES_TAKEN. None means it was NOT verified: the session that
-# wrote this could not reach the providers' price pages (only third-party pages, which
-# disagree after Hetzner's 2026 price changes), so no figure is given rather than a guess.
-# Fill a value only from the provider's page, and set PRICES_TAKEN to that day.
+# One table, read by docs/production.md's cost section (bill_markdown) and ./podium plan.
+# List prices in EUR per month excluding VAT, each provider's from the source named in
+# PRICE_SOURCES (its own pages, with the date of the figures). None means NOT verified: no
+# figure from the provider itself could be read when this was written, so none is given
+# rather than a guess, and totals that need it are "unknown".
+# Scaleway bills by the hour; a month is counted as 730 hours.
 
-PRICES_TAKEN: str | None = None
-PRICE_PAGES = {
-    "hcloud": "https://www.hetzner.com/cloud/",
-    "hetzner-object-storage": "https://www.hetzner.com/storage/object-storage/",
-    "scaleway": "https://www.scaleway.com/en/pricing/",
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class PriceSource:
+    taken: str | None   # date of the figures (YYYY-MM-DD); None: not verified
+    page: str           # the provider's price page, to check and update from
+    what: str           # where the figures come from exactly
+
+
+PRICE_SOURCES = {
+    "hcloud": PriceSource(
+        None, "https://www.hetzner.com/cloud/",
+        "not verified: Hetzner's price page could not be read from here, and third-party "
+        "figures disagree after Hetzner's 2026 price changes (1 April: all servers; 15 June: "
+        "new orders and rescales). Authoritative figures: the page above, or the Hetzner "
+        "Cloud API's GET /v1/pricing with your token"),
+    "scaleway": PriceSource(
+        "2025-08-28", "https://www.scaleway.com/en/pricing/",
+        "hourly list prices of Scaleway's Instances FAQ "
+        "(https://www.scaleway.com/en/docs/instances/faq/, source scaleway/docs-content "
+        "pages/instances/faq.mdx, revision of 2025-08-28, figures unchanged since its "
+        "2025-03-25 validation; regions other than PAR3), times 730 hours; the load "
+        "balancer's price is not on that page and is not verified"),
 }
+PRICE_PAGES = {
+    "hcloud": PRICE_SOURCES["hcloud"].page,
+    "hetzner-object-storage": "https://www.hetzner.com/storage/object-storage/",
+    "scaleway": PRICE_SOURCES["scaleway"].page,
+}
+
+
+def _hourly(eur_per_hour: float) -> float:
+    return round(eur_per_hour * HOURS_PER_MONTH, 4)
+
+
 PRICES: dict[str, dict[str, float | None]] = {
     "hcloud": {"cx23": None, "cx33": None, "cx43": None, "lb11": None,
                "volume-gb": None, "primary-ipv4": None},
-    "scaleway": {"DEV1-M": None, "DEV1-L": None, "POP2-4C-16G": None, "LB-S": None,
-                 "volume-gb": None, "flexible-ipv4": None},
+    "scaleway": {
+        "DEV1-M": _hourly(0.0256), "DEV1-L": _hourly(0.0495), "POP2-4C-16G": _hourly(0.147),
+        "flexible-ipv4": _hourly(0.004),
+        # "Block Storage" in the FAQ's storage table, used for data and root volumes.
+        "volume-gb": _hourly(0.000118), "root-volume-gb": _hourly(0.000118),
+        "LB-S": None,
+    },
 }
+# Scaleway instances boot from a block volume billed apart (Hetzner's disk is included).
+SCALEWAY_ROOT_VOLUME_GB = 20
 
 
 @dataclass(frozen=True)
@@ -94,6 +133,12 @@ class BillLine:
     @property
     def eur(self) -> float | None:
         return None if self.unit_eur is None else round(self.unit_eur * self.quantity, 2)
+
+    @property
+    def unit_text(self) -> str:
+        if self.unit_eur is None:
+            return "not verified"
+        return f"{self.unit_eur:.4f}" if self.unit_eur < 0.1 else f"{self.unit_eur:.2f}"
 
 
 def bill(stack) -> list[BillLine]:
@@ -114,6 +159,8 @@ def bill(stack) -> list[BillLine]:
     volume_gb = sum(VOLUME_GB[h.size] for h in stack.hosts if set(h.roles) & set(DATA_ROLES))
     if volume_gb:
         counts["volume-gb"] = volume_gb
+    if provider == "scaleway":
+        counts["root-volume-gb"] = SCALEWAY_ROOT_VOLUME_GB * len(stack.hosts)
     return [BillLine(item, n, prices.get(item)) for item, n in counts.items()]
 
 
@@ -128,9 +175,10 @@ def bill_markdown(stack) -> str:
     """The cost table of docs/production.md for ``stack`` (a test keeps the doc in step)."""
     rows = ["| item | quantity | EUR each per month | EUR per month |", "|---|---|---|---|"]
     for line in bill(stack):
-        each = "not verified" if line.unit_eur is None else f"{line.unit_eur:.2f}"
-        rows.append(f"| {line.item} | {line.quantity} | {each} | "
+        rows.append(f"| {line.item} | {line.quantity} | {line.unit_text} | "
                     f"{'-' if line.eur is None else f'{line.eur:.2f}'} |")
     amount = total(bill(stack))
-    rows.append(f"| **total** | | | {'unknown' if amount is None else f'{amount:.2f}'} |")
+    known = sum(line.eur for line in bill(stack) if line.eur is not None)
+    shown_total = f"{amount:.2f}" if amount is not None else f"unknown (known lines: {known:.2f})"
+    rows.append(f"| **total** | | | {shown_total} |")
     return "\n".join(rows)

@@ -14,7 +14,7 @@ import pulumiverse_scaleway.ipam as ipam
 import pulumiverse_scaleway.network as network
 
 from kit import cloudinit
-from kit.providers import IMAGES, PLACEMENT_GROUP_SIZE, SIZES
+from kit.providers import IMAGES, PLACEMENT_GROUP_SIZE, SCALEWAY_ROOT_VOLUME_GB, SIZES
 from kit.stack import Stack
 from scaleway.tags import tags_for
 
@@ -66,6 +66,7 @@ class Servers(pulumi.ComponentResource):
                 type=SIZES["scaleway"][host.size],
                 image=IMAGES["scaleway"],
                 zone=zone,
+                root_volume={"size_in_gb": SCALEWAY_ROOT_VOLUME_GB, "volume_type": "sbs_volume"},
                 tags=tags_for(stack, host),
                 user_data={"cloud-init": cloudinit.user_data(stack, host,
                                                              list(stack.admin.ssh_keys))},
