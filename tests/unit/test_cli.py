@@ -78,6 +78,7 @@ def test_inventory_from_pulumi_outputs_is_written_in_the_labs_shape(tmp_path, mo
     from kit.stack import load_stack
 
     monkeypatch.setattr(StackPaths, "state", property(lambda self: tmp_path / self.stack))
+    monkeypatch.setattr(StackPaths, "secrets", property(lambda self: tmp_path / "secrets"))
     stack = load_stack("hetzner")
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"servers": {
