@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_minio as minio
+from credentials import credential
 
 from kit.providers import HETZNER_S3_ENDPOINT
 
@@ -35,6 +36,8 @@ class OffsiteBucket(pulumi.ComponentResource):
         self.provider = minio.Provider(
             f"{name}-hetzner-s3", minio_server=HETZNER_S3_ENDPOINT.format(region=args.region),
             minio_region=args.region, minio_ssl=True,
+            minio_user=credential("minio", "minioUser", "MINIO_USER"),
+            minio_password=credential("minio", "minioPassword", "MINIO_PASSWORD"),
             opts=pulumi.ResourceOptions(parent=self))
         on_hetzner = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self.bucket = minio.S3Bucket(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumiverse_scaleway as scaleway
 import pulumiverse_scaleway.object as scaleway_object
+from credentials import credential
 
 # Old versions of overwritten or deleted objects are kept this long: a ransomware-style
 # overwrite or a mistaken delete can be undone within the window.
@@ -28,8 +29,12 @@ class OffsiteBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: OffsiteBucketArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("podium:scaleway:OffsiteBucket", name, None, opts)
-        self.provider = scaleway.Provider(f"{name}-scaleway", region=args.region,
-                                          opts=pulumi.ResourceOptions(parent=self))
+        # An explicit provider does not read the stack's scaleway:* config by itself.
+        self.provider = scaleway.Provider(
+            f"{name}-scaleway", region=args.region,
+            access_key=credential("scaleway", "accessKey", "SCW_ACCESS_KEY"),
+            secret_key=credential("scaleway", "secretKey", "SCW_SECRET_KEY"),
+            opts=pulumi.ResourceOptions(parent=self))
         # scaleway.object.Bucket replaces the deprecated scaleway.ObjectBucket; its argument
         # classes are not exported, so the inputs are given in their documented dict form.
         self.bucket = scaleway_object.Bucket(

@@ -352,3 +352,28 @@ def test_a_bad_stack_is_refused_with_its_key_before_any_resource(monkeypatch, tm
         config.load()
     assert "Pulumi.broken.yaml" in str(caught.value)
     assert recorder.resources == []
+
+
+def test_offsite_credentials_reach_the_explicit_provider_as_secrets(monkeypatch):
+    """Explicit providers ignore the stack's minio:* config, so the program passes the keys."""
+    monkeypatch.setenv("MINIO_USER", "access-key-id")
+    monkeypatch.setenv("MINIO_PASSWORD", "secret-key")
+    recorder = install("scaleway-mini")
+    from topology import build
+
+    stack = load_stack("scaleway-mini")
+    platform = build(stack)
+
+    def secret(value):
+        """The mocks show a secret as {signature key: secret signature, "value": ...}."""
+        from pulumi.runtime import rpc
+
+        assert value[rpc._special_sig_key] == rpc._special_secret_sig
+        return value["value"]
+
+    def check():
+        ((_, provider),) = recorder.of_type("pulumi:providers:minio")
+        assert secret(provider["minioUser"]) == "access-key-id"
+        assert secret(provider["minioPassword"]) == "secret-key"
+
+    pulumi.runtime.test(lambda: settled(platform, check))()
