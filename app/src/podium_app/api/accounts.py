@@ -1,0 +1,5 @@
+"""accounts."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["accounts"])

@@ -1,0 +1,5 @@
+"""Moderation: reports queue, suspensions, post removal, audit log."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["admin"])

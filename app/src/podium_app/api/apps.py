@@ -1,0 +1,5 @@
+"""apps."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["apps"])

@@ -1,0 +1,5 @@
+"""notifications."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["notifications"])

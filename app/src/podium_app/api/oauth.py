@@ -1,0 +1,5 @@
+"""oauth."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["oauth"])

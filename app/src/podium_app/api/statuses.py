@@ -1,0 +1,5 @@
+"""statuses."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["statuses"])

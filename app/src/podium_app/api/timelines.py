@@ -1,0 +1,5 @@
+"""timelines."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["timelines"])
