@@ -16,7 +16,7 @@ from podium_app.db import Database
 from podium_app.redis_client import make_redis
 from podium_app.services import accounts as account_service
 from podium_app.services import feeds
-from podium_app.settings import Settings, get_settings
+from podium_app.settings import Settings
 
 log = logging.getLogger("podium_app.worker")
 MAX_TRIES = 12
@@ -40,8 +40,8 @@ async def fanout_status(ctx: dict, status_id: str) -> None:
     await feeds.fan_out(ctx["db"], ctx["redis"], ctx["settings"], status_id)
 
 
-async def unfan_status(ctx: dict, status_id: str, follower_ids: list[str] | None = None) -> None:
-    await feeds.remove_everywhere(ctx["redis"], status_id)
+async def unfan_statuses(ctx: dict, status_ids: list[str], author_id: str) -> None:
+    await feeds.remove_everywhere(ctx["db"], ctx["redis"], status_ids, author_id)
 
 
 async def admit_waitlist(ctx: dict) -> int:
@@ -61,11 +61,13 @@ async def admit_waitlist(ctx: dict) -> int:
     return len(admitted)
 
 
-async def _startup(ctx: dict) -> None:
-    settings = get_settings()
-    ctx["settings"] = settings
-    ctx["db"] = Database.from_settings(settings)
-    ctx["redis"] = make_redis(settings)
+def _startup_for(settings: Settings):
+    async def startup(ctx: dict) -> None:
+        ctx["settings"] = settings
+        ctx["db"] = Database.from_settings(settings)
+        ctx["redis"] = make_redis(settings)
+
+    return startup
 
 
 async def _shutdown(ctx: dict) -> None:
@@ -76,9 +78,9 @@ async def _shutdown(ctx: dict) -> None:
 def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
-        "functions": [send_mail, fanout_status, unfan_status],
+        "functions": [send_mail, fanout_status, unfan_statuses],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
-        "on_startup": _startup,
+        "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,
         "redis_settings": queue.redis_settings(settings),
         "queue_name": queue.QUEUE_NAME,
