@@ -53,10 +53,10 @@ class Auth:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
-        """'write:statuses' is allowed by 'write:statuses' or by 'write'; 'follow' by Mastodon's
-        legacy 'follow' scope too."""
-        top = scope.split(":", 1)[0]
-        if scope in self.scopes or top in self.scopes:
+        """'write:statuses' is allowed by itself or by 'write' ('admin:write:reports' by
+        'admin:write'); the follow scopes by Mastodon's legacy 'follow' scope too."""
+        parts = scope.split(":")
+        if any(":".join(parts[:n]) in self.scopes for n in range(1, len(parts) + 1)):
             return True
         return scope in ("read:follows", "write:follows", "read:blocks", "write:blocks",
                          "read:mutes", "write:mutes") and "follow" in self.scopes

@@ -59,7 +59,7 @@ async def instance_v2(request: Request) -> dict:
         "domain": settings.domain,
         "title": settings.title,
         "version": f"4.3.0 (compatible; Podium {__version__})",
-        "source_url": "https://podium.test/source",
+        "api_versions": {"mastodon": 2},
         "description": settings.description,
         "usage": {"users": {"active_month": 0}},
         "thumbnail": {"url": None},

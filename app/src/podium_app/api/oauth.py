@@ -95,8 +95,6 @@ async def token(request: Request, session: Session, settings: AppSettings,
         if err.status == 429:
             raise
         await session.rollback()
-        if params.grant_type == "authorization_code":
-            await session.commit()  # a failed redemption still burns the code
         return _oauth_json(err)
 
 

@@ -81,7 +81,9 @@ async def redeem_code(session: AsyncSession, app: OAuthApp, code: str, redirect_
     bad = oauth_error(400, "invalid_grant", "The authorization code is invalid or expired")
     if row is None:
         raise bad
+    # Consumed on first use, whatever follows: a code tried with a wrong verifier is dead.
     await session.execute(delete(OAuthCode).where(OAuthCode.code_hash == row.code_hash))
+    await session.commit()
     if row.app_id != app.id or row.expires_at < datetime.now(UTC):
         raise bad
     if redirect_uri is not None and redirect_uri != row.redirect_uri:
