@@ -11,6 +11,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -35,6 +36,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from kit.appservices import AppServices, free_port
 
 SECRET = "test-secret-key-" + "x" * 32
+# arq calls redis-py's deprecated close() on shutdown; nothing of ours.
+warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
 
 
 @dataclass
