@@ -26,8 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"no inventory at {config.option.ansible_inventory}: bring the stack up first "
             "(./podium up) or pass --ansible-inventory=PATH"
         )
-    if not config.option.hosts:
-        config.option.hosts = "ansible://all"
+    # No --hosts default: a --hosts value would override every module's testinfra_hosts.
 
 
 @pytest.fixture(scope="session")
