@@ -8,11 +8,16 @@ Needs the stack named by PODIUM_STACK up with a mail host (and dns/acme hosts).
 
 from __future__ import annotations
 
+import base64
 import email
+import email.utils
 import imaplib
+import json
 import smtplib
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from email.message import EmailMessage
@@ -20,6 +25,7 @@ from email.message import EmailMessage
 import pytest
 
 from kit import ssh
+from kit.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +239,77 @@ def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
     text = status.as_string()
     assert f"Final-Recipient: rfc822; {missing}" in text
     assert "Action: failed" in text and "Status: 5." in text
+
+
+class _SinkHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP for Postfix's client: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+
+    def handle(self) -> None:
+        sink = self.server
+        self.wfile.write(b"220 sink.lab.invalid ESMTP\r\n")
+        envelope: dict = {"rcpt": []}
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.wfile.write(b"250-sink.lab.invalid\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+            elif verb == b"AUTH":
+                parts = line.split()
+                sink.logins.append(base64.b64decode(parts[2]).split(b"\0")[1:])
+                self.wfile.write(b"235 2.7.0 ok\r\n")
+            elif verb == b"MAIL":
+                envelope = {"from": line, "rcpt": []}
+                self.wfile.write(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                envelope["rcpt"].append(line)
+                self.wfile.write(b"250 2.1.5 ok\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go ahead\r\n")
+                data = b"".join(iter(lambda: self.rfile.readline(), b".\r\n"))
+                sink.messages.append({**envelope, "data": data})
+                self.wfile.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture()
+def smarthost(stack, paths):
+    """An SMTP sink on the controller's bridge address, and the mail host converged to relay
+    through it with a login; converged back to direct delivery afterwards."""
+    server = socketserver.ThreadingTCPServer((stack.gateway, 2525), _SinkHandler)
+    server.daemon_threads = True
+    server.messages, server.logins = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mail_hosts = ",".join(h.name for h in stack.hosts if "mail" in h.roles)
+    relay = {"mail_relayhost": f"[{stack.gateway}]:2525", "mail_relayhost_username": "podium",
+             "mail_relayhost_password": "sink-password", "mail_relayhost_tls": "may"}
+
+    def converge(extra: dict) -> None:
+        result = subprocess.run(
+            [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/site.yml", "-i",
+             str(paths.inventory), "--limit", mail_hosts, "-e", json.dumps(extra)],
+            cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:]
+
+    try:
+        converge(relay)
+        yield server
+    finally:
+        converge({})
+        server.shutdown()
+        server.server_close()
+
+
+def test_smarthost_path_relays_signed_mail_with_the_configured_login(mail, smarthost):
+    message = _message(mail, "reader@example.org")
+    _submit(mail, message)
+    deadline = time.monotonic() + 60
+    while not any(message["Message-ID"].encode() in m["data"] for m in smarthost.messages):
+        assert time.monotonic() < deadline, "nothing reached the smarthost"
+        time.sleep(1)
+    relayed = next(m for m in smarthost.messages if message["Message-ID"].encode() in m["data"])
+    assert b"reader@example.org" in relayed["rcpt"][0]
+    assert b"DKIM-Signature:" in relayed["data"]
+    assert [b"podium", b"sink-password"] in smarthost.logins
