@@ -77,9 +77,30 @@ def stop() -> None:
     PID_FILE.unlink(missing_ok=True)
 
 
+def _local_ipv4() -> set[str]:
+    result = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    return {line.split()[3].split("/")[0] for line in result.stdout.splitlines()
+            if len(line.split()) > 3}
+
+
+def _bound_elsewhere(conf_file: Path) -> set[str]:
+    """Addresses the running proxy serves that are still on a bridge of this host.
+
+    Stacks of other work trees (other .podium/ folders) are invisible to this one's state,
+    but their bridges are not: keep serving them rather than cut their guests off.
+    """
+    if _pid() is None or not conf_file.is_file():
+        return set()
+    for line in conf_file.read_text().splitlines():
+        if line.startswith("BindAddress:"):
+            return set(line.split()[1:]) & _local_ipv4()
+    return set()
+
+
 def ensure(addresses: list[str], note) -> None:
-    """Run the proxy on exactly ``addresses`` (restarting it if that set changed)."""
-    addresses = sorted(set(addresses))
+    """Run the proxy on ``addresses`` plus those it already serves for bridges that still
+    exist (restarting it if that set changed)."""
+    addresses = sorted(set(addresses) | _bound_elsewhere(CONF_DIR / "acng.conf"))
     if not addresses:
         stop()
         return
