@@ -3,7 +3,8 @@
 Run against any stack's generated inventory:
     pytest tests/infra --ansible-inventory=.podium/<stack>/inventory.yml
 Without --ansible-inventory the local stack's inventory is used. Hosts come from the
-inventory ("ansible://all"); each test module narrows them with ``testinfra_hosts``.
+inventory: each test module names its group with ``testinfra_hosts`` (``--hosts`` would
+override every module's choice, so it is not set here).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ def pytest_configure(config: pytest.Config) -> None:
             f"no inventory at {config.option.ansible_inventory}: bring the stack up first "
             "(./podium up) or pass --ansible-inventory=PATH"
         )
-    if not config.option.hosts:
-        config.option.hosts = "ansible://all"
 
 
 @pytest.fixture(scope="session")

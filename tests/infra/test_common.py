@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+testinfra_hosts = ["ansible://all"]
+
 
 def _expected_tcp_ports(host_roles: list[str], table: dict) -> set[int]:
     ports = set()
