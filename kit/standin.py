@@ -2,10 +2,10 @@
 edge before the real app role deploys there (tests/lab/test_edge.py, ./podium bench edge).
 
 It is NOT the app: a few lines of Python's http.server run as a transient systemd unit
-(``podium-standin``, DynamicUser) on the app port, answering:
+(``podium-standin-<random>``, DynamicUser) on the app port, answering:
   /readyz, /healthz      200 "ready"
-  /public/<anything>     200, ``Cache-Control: public, max-age=60``, a body of ``?size=N``
-                         bytes (default 2048), for anonymous pages and feeds
+  /public/<anything>     200, ``Cache-Control: public, max-age=T`` (``?ttl=T``, default 60),
+                         a body of ``?size=N`` bytes (default 2048): anonymous pages, feeds
   anything else          the same, so a personal request that the app wrongly marked public
                          shows whether the edge still refuses to cache it
 Every answer names the host in ``X-Standin-Host``. When something already listens on the app
@@ -13,6 +13,8 @@ port (the real app), nothing is started and ``start`` returns False.
 """
 
 from __future__ import annotations
+
+import secrets
 
 from kit import ssh
 from kit.errors import PodiumError
@@ -35,14 +37,16 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, body_only=False):
         url = urlsplit(self.path)
         if url.path in ("/readyz", "/healthz"):
-            body = b"ready\n"
+            body, ttl = b"ready\n", 0
         else:
-            size = int(parse_qs(url.query).get("size", ["2048"])[0])
+            query = parse_qs(url.query)
+            size = int(query.get("size", ["2048"])[0])
+            ttl = int(query.get("ttl", ["60"])[0])
             body = (b"<p>stand-in page " + url.path.encode() + b"</p>\n").ljust(size, b".")[:size]
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "public, max-age=60")
+        self.send_header("Cache-Control", f"public, max-age={ttl}")
         self.send_header("X-Standin-Host", HOST)
         self.end_headers()
         if not body_only:
@@ -82,17 +86,19 @@ def _run(stack: Stack, paths: StackPaths, address: str, command: str,
 def start(stack: Stack, paths: StackPaths, address: str) -> bool:
     """Start the stand-in on ``address`` unless the app port is taken; True if started."""
     port = app_port()
+    stop(stack, paths, address)
     busy = _run(stack, paths, address, f"sudo ss -Hltn 'sport = :{port}' | wc -l").strip()
     if busy != "0":
         return False
     _run(stack, paths, address, f"sudo tee {SCRIPT} >/dev/null",
          stdin=f"PORT = {port}\n" + SERVER)
     _run(stack, paths, address,
-         f"sudo systemd-run --unit={UNIT} --property=DynamicUser=yes "
-         f"/usr/bin/python3 {SCRIPT} >/dev/null 2>&1")
+         f"sudo systemd-run --collect --unit={UNIT}-{secrets.token_hex(4)} "
+         f"--property=DynamicUser=yes /usr/bin/python3 {SCRIPT} >/dev/null 2>&1")
     return True
 
 
 def stop(stack: Stack, paths: StackPaths, address: str) -> None:
     _run(stack, paths, address,
-         f"sudo systemctl stop {UNIT} 2>/dev/null; sudo rm -f {SCRIPT}; true")
+         f"sudo systemctl stop '{UNIT}*' 2>/dev/null; sudo systemctl reset-failed '{UNIT}*' "
+         f"2>/dev/null; sudo rm -f {SCRIPT}; true")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 import testinfra

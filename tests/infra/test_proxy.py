@@ -14,7 +14,8 @@ SOCKET = "/run/haproxy/admin.sock"
 # Runs on the proxy host as root: one command on the runtime API, prints the answer.
 _RUNTIME = (
     "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-    "s.sendall(sys.argv[2].encode()+b\"\\n\"); print(b\"\".join(iter(lambda: s.recv(65536), b\"\")).decode())' "
+    "s.sendall(sys.argv[2].encode()+b\"\\n\"); "
+    "print(b\"\".join(iter(lambda: s.recv(65536), b\"\")).decode())' "
 )
 
 
