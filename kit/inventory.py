@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from kit import dns_records
 from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Stack, role_ports
@@ -37,6 +38,8 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
             "podium_roles": list(host.roles),
             "podium_size": host.size,
         }
+    public = {name: h["podium_public_address"] for name, h in hosts.items()}
+    private = {h.name: str(h.address) for h in stack.hosts}
     children = {role: {"hosts": {name: None for name in names}}
                 for role, names in stack.groups().items() if names}
     return {
@@ -61,6 +64,12 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 "podium_hosts": [{"name": h.name, "address": str(h.address)}
                                  for h in stack.hosts],
                 "podium_role_ports": role_ports(),
+                # The zone the cloud stacks publish (kit/dns_records.py), for the lab's dns
+                # role; DKIM is added by the dns role from the key the mail role generates.
+                "podium_dns_records": [_record(r) for r in dns_records.records(stack, public, {})],
+                "podium_dns_reverse_zone": dns_records.reverse_zone(stack.network.cidr),
+                "podium_dns_reverse_records": [_record(r) for r in
+                                               dns_records.ptr_records(stack, private)],
                 # The stack's state folder on the controller (exports such as the lab CA's root).
                 "podium_state_dir": str(paths.state.resolve()),
                 # Where roles keep generated secrets on the controller (see
@@ -71,6 +80,11 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
             "children": children,
         }
     }
+
+
+def _record(record: dns_records.Record) -> dict:
+    return {"name": record.name, "type": record.type, "values": list(record.values),
+            "ttl": record.ttl}
 
 
 def public_addresses_from_outputs(stack: Stack, outputs: dict) -> dict[str, str]:

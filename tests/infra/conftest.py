@@ -3,8 +3,7 @@
 Run against any stack's generated inventory:
     pytest tests/infra --ansible-inventory=.podium/<stack>/inventory.yml
 Without --ansible-inventory the local stack's inventory is used. Hosts come from the
-inventory: each test module names its group with ``testinfra_hosts`` (``--hosts`` would
-override every module's choice, so it is not set here).
+inventory ("ansible://all"); each test module narrows them with ``testinfra_hosts``.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"no inventory at {config.option.ansible_inventory}: bring the stack up first "
             "(./podium up) or pass --ansible-inventory=PATH"
         )
+    # No --hosts default: a --hosts value would override every module's testinfra_hosts.
 
 
 @pytest.fixture(scope="session")
