@@ -2,15 +2,17 @@
 headers, media writes refused, unknown names refused. Requests come from the controller to
 the edge's address with the platform's names in SNI and Host (kit/edgehttp.py).
 
-The certificate is trusted as the lab CA's root once the ACME certificate role is merged;
-until then the edge's own self-signed certificate is the trust anchor (so names and
-validity are still checked) and the chain test is skipped, saying so.
+The certificate comes from the lab's ACME CA (pebble, the acme role) through the certificate
+role: the tests trust only the CA root the acme role exported to the controller. With
+edge_certificate_source: selfsigned (no acme host) the edge's own certificate is the trust
+anchor instead (names and validity are still checked) and the chain test skips, saying so.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -23,19 +25,30 @@ CHAIN = "/etc/ssl/podium-edge/fullchain.pem"
 
 @pytest.fixture()
 def edge_pem(host) -> str:
-    return host.file(CHAIN).content_string
+    with host.sudo():  # certbot's live files are root-only
+        return host.file(CHAIN).content_string
 
 
 @pytest.fixture()
 def self_signed(host) -> bool:
+    with host.sudo():
+        return _self_signed(host)
+
+
+def _self_signed(host) -> bool:
     subject = host.run(f"openssl x509 -in {CHAIN} -noout -subject").stdout.split("=", 1)[1]
     issuer = host.run(f"openssl x509 -in {CHAIN} -noout -issuer").stdout.split("=", 1)[1]
     return subject.strip() == issuer.strip()
 
 
 @pytest.fixture()
-def tls(edge_pem) -> ssl.SSLContext:
-    return edgehttp.context(edge_pem)
+def lab_root(stack_vars) -> Path:
+    return Path(stack_vars["podium_state_dir"]) / "acme" / "root.pem"
+
+
+@pytest.fixture()
+def tls(edge_pem, self_signed, lab_root) -> ssl.SSLContext:
+    return edgehttp.context(edge_pem if self_signed else lab_root.read_text())
 
 
 @pytest.fixture()
@@ -69,12 +82,21 @@ def test_certificate_is_valid_for_the_name_and_offers_http2(address, stack_vars,
         assert conn.version() in ("TLSv1.2", "TLSv1.3")
 
 
-def test_certificate_chains_to_the_lab_ca(self_signed):
+def test_certificate_chains_to_the_lab_ca(address, stack_vars, self_signed, lab_root):
     if self_signed:
-        pytest.skip("edge_certificate_source is selfsigned: the ACME certificate role "
-                    "(branch maildns) is not merged yet")
-    raise AssertionError("a CA-issued certificate is present but no lab CA root is wired "
-                         "into this test yet")
+        pytest.skip("edge_certificate_source is selfsigned (no acme host in this stack)")
+    ctx = edgehttp.context(lab_root.read_text())  # the lab root only, names checked
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            ctx.wrap_socket(sock, server_hostname=stack_vars["podium_domain"]) as conn:
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_certificate_is_not_trusted_without_the_lab_ca(address, stack_vars):
+    """The system trust store does not know the lab CA (the host's store is never touched)."""
+    ctx = edgehttp.context(None)
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            pytest.raises(ssl.SSLCertVerificationError):
+        ctx.wrap_socket(sock, server_hostname=stack_vars["podium_domain"])
 
 
 def test_unknown_name_gets_no_certificate(address, tls):
