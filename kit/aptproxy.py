@@ -77,35 +77,35 @@ def stop() -> None:
     PID_FILE.unlink(missing_ok=True)
 
 
-def _local_ipv4() -> set[str]:
-    result = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
-    return {line.split()[3].split("/")[0] for line in result.stdout.splitlines()
-            if len(line.split()) > 3}
+def _still_served(conf_file: Path) -> set[str]:
+    """Addresses the running proxy listens on that are still on one of this host's interfaces.
 
-
-def _bound_elsewhere(conf_file: Path) -> set[str]:
-    """Addresses the running proxy serves that are still on a bridge of this host.
-
-    Stacks of other work trees (other .podium/ folders) are invisible to this one's state,
-    but their bridges are not: keep serving them rather than cut their guests off.
+    Several checkouts of the kit (each with its own .podium/) may run labs on one machine and
+    share this proxy; each sees only its own stacks, so the bridges it does not know about are
+    kept as long as their address still exists.
     """
     if _pid() is None or not conf_file.is_file():
         return set()
-    for line in conf_file.read_text().splitlines():
-        if line.startswith("BindAddress:"):
-            return set(line.split()[1:]) & _local_ipv4()
-    return set()
+    current = next((line.split(":", 1)[1].split() for line in conf_file.read_text().splitlines()
+                    if line.startswith("BindAddress:")), [])
+    result = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    present = {field.split("/")[0] for line in result.stdout.splitlines()
+               for field in line.split()[3:4]}
+    return set(current) & present
 
 
 def ensure(addresses: list[str], note) -> None:
-    """Run the proxy on ``addresses`` plus those it already serves for bridges that still
-    exist (restarting it if that set changed)."""
-    addresses = sorted(set(addresses) | _bound_elsewhere(CONF_DIR / "acng.conf"))
+    """Run the proxy on ``addresses`` plus the still-present bridges it already serves.
+
+    Addresses of bridges removed from this host are dropped; the proxy restarts only when
+    that set changes.
+    """
+    conf_file = CONF_DIR / "acng.conf"
+    addresses = sorted(set(addresses) | _still_served(conf_file))
     if not addresses:
         stop()
         return
     config = _config(addresses)
-    conf_file = CONF_DIR / "acng.conf"
     if _pid() is not None and conf_file.is_file() and conf_file.read_text() == config:
         return
     stop()

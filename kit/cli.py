@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
 
+    p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",
+                       description="Serve the app (and its queue worker) on 127.0.0.1 against a "
+                       "throwaway PostgreSQL and Redis, with mail written to a local Maildir. "
+                       "Everything is removed on Ctrl-C.")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.add_argument("--mode", choices=["social", "desk"], default="social")
+    p.add_argument("--registration", choices=["open", "approval", "invite", "closed"],
+                   default="open")
+
     p = sub.add_parser("test", help="run the test tiers: unit, app, then the lab",
                        description="Tier 1 unit and tier 2 app tests, then (without --fast) "
                        "the lab tier: up the local stack, converge twice (the second must "
@@ -140,4 +149,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             bench.converge(args.stack, args.runs)
     elif args.command == "test":
         return testing.run(fast=args.fast)
+    elif args.command == "dev":
+        from kit import dev
+
+        return dev.run(args.port, args.mode, args.registration)
     return 0

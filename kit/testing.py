@@ -110,8 +110,12 @@ def run(fast: bool) -> int:
     host.ensure_packages(host.HOST_PACKAGES, lambda text: _say(text))
     _say("unit tier: pytest tests/unit")
     _pytest(tally, "unit", ["-q", "tests/unit"])
-    _say("app tier: pytest tests/app")
-    _pytest(tally, "app", ["-q", "tests/app"])
+    # The app tier starts its own throwaway PostgreSQL and Redis (kit/appservices.py).
+    from kit import appservices
+
+    host.ensure_packages(appservices.PACKAGES, lambda text: _say(text))
+    _say("app tier: pytest tests/app (throwaway PostgreSQL and Redis on 127.0.0.1)")
+    _pytest(tally, "app", ["-q", "-p", "no:cacheprovider", "tests/app"])
     if not fast:
         _lab_tier(tally)
     print("", file=sys.stderr)

@@ -1,0 +1,179 @@
+"""Request dependencies: database session, the caller's token and account, request bodies.
+
+Mastodon clients send parameters as JSON, as form fields (Mastodon.py does), or as
+multipart; `body(Model)` accepts all three and validates them with one pydantic model,
+answering 422 with the field's name on bad input.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from podium_app import security
+from podium_app.errors import ApiError, _describe
+from podium_app.models import Account, OAuthToken
+from podium_app.settings import Settings
+
+bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer)")
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.sessions() as session:
+        yield session
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.read_sessions() as session:
+        yield session
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+Session = Annotated[AsyncSession, Depends(_session)]
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+@dataclass
+class Auth:
+    token: OAuthToken
+    account: Account | None
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        """'write:statuses' is allowed by itself or by 'write' ('admin:write:reports' by
+        'admin:write'); the follow scopes by Mastodon's legacy 'follow' scope too."""
+        parts = scope.split(":")
+        if any(":".join(parts[:n]) in self.scopes for n in range(1, len(parts) + 1)):
+            return True
+        return scope in ("read:follows", "write:follows", "read:blocks", "write:blocks",
+                         "read:mutes", "write:mutes") and "follow" in self.scopes
+
+
+async def _auth(session: Session,
+                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                ) -> Auth | None:
+    if creds is None or not creds.credentials:
+        return None
+    token = await session.scalar(
+        select(OAuthToken).where(OAuthToken.token_hash == security.token_hash(creds.credentials)))
+    if token is None:
+        raise ApiError(401, "The access token is invalid")
+    account = None
+    if token.account_id is not None:
+        account = await session.get(Account, token.account_id)
+        if account is None:
+            raise ApiError(401, "The access token is invalid")
+        if account.suspended_at is not None:
+            raise ApiError(403, "Your login is currently disabled")
+    return Auth(token=token, account=account, scopes=frozenset(token.scopes.split()))
+
+
+OptionalAuth = Annotated[Auth | None, Depends(_auth)]
+
+
+def require(scope: str, *, user: bool = True):
+    """Dependency: a valid token with `scope`; with user=True it must belong to an account
+    that is confirmed, approved and not suspended."""
+
+    async def dependency(auth: OptionalAuth) -> Auth:
+        if auth is None:
+            raise ApiError(401, "The access token is invalid")
+        if not auth.allows(scope):
+            raise ApiError(403, "This action is outside the authorized scopes")
+        if user:
+            account = auth.account
+            if account is None:
+                raise ApiError(422, "This method requires an authenticated user")
+            if account.confirmed_at is None:
+                raise ApiError(403, "Your login is missing a confirmed e-mail address")
+            if not account.approved:
+                raise ApiError(403, "Your login is currently pending approval")
+        return auth
+
+    return Depends(dependency)
+
+
+def user_of(auth: Auth) -> Account:
+    assert auth.account is not None
+    return auth.account
+
+
+def _list_fields(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        origin = typing.get_origin(info.annotation)
+        args = typing.get_args(info.annotation)
+        if origin is list or any(typing.get_origin(a) is list for a in args):
+            names.add(name)
+    return names
+
+
+async def parse_params(request: Request, model: type[BaseModel]) -> Any:
+    data: dict[str, Any] = {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    lists = _list_fields(model)
+    raw_items: list[tuple[str, Any]] = list(request.query_params.multi_items())
+    if content_type == "application/json":
+        try:
+            payload = await request.json()
+        except ValueError as err:
+            raise ApiError(400, "The request body is not valid JSON") from err
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            raise ApiError(422, "Validation failed: the JSON body must be an object")
+        for key, value in raw_items:
+            data.setdefault(key.removesuffix("[]"), value)
+        data.update(payload)
+    else:
+        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            try:
+                form = await request.form()
+            except Exception as err:  # malformed multipart bodies
+                raise ApiError(400, "The form body could not be parsed") from err
+            raw_items += list(form.multi_items())
+        for key, value in raw_items:
+            name = key.removesuffix("[]")
+            if name in lists:
+                data.setdefault(name, []).append(value)
+            else:
+                data[name] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ApiError(422, f"Validation failed: {_describe(err.errors())}") from err
+
+
+def body(model: type[BaseModel]):
+    """Dependency returning `model` parsed from JSON, form or query parameters."""
+
+    async def dependency(request: Request):
+        return await parse_params(request, model)
+
+    return Depends(dependency)
+
+
+def body_doc(model: type[BaseModel]) -> dict:
+    """openapi_extra for a route taking `body(model)`: documents both encodings."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"content": {
+        "application/json": {"schema": schema},
+        "application/x-www-form-urlencoded": {"schema": schema},
+    }, "required": False}}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,61 @@
+"""/api/v1/timelines: home (hybrid fan-out), public, tag."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from sqlalchemy import select
+
+from podium_app import ids
+from podium_app.api.deps import AppSettings, Auth, OptionalAuth, Session, require, user_of
+from podium_app.models import Account, Status, StatusTag, Tag
+from podium_app.pagination import Page, link_header, page_params
+from podium_app.services import feeds
+from podium_app.services import statuses as status_service
+
+router = APIRouter(tags=["timelines"])
+PageDep = Annotated[Page, Depends(page_params)]
+
+
+async def _answer(request, response, session, settings, rows, viewer) -> list[dict]:
+    if rows:
+        link_header(request, response, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))
+    return await status_service.render(session, settings, rows, viewer)
+
+
+@router.get("/api/v1/timelines/home")
+async def home(request: Request, response: Response, session: Session, settings: AppSettings,
+               page: PageDep, auth: Auth = require("read:statuses")) -> list[dict]:
+    viewer = user_of(auth)
+    rows = await feeds.home(session, request.app.state.redis, settings, viewer, page)
+    return await _answer(request, response, session, settings, rows, viewer)
+
+
+def _public_query():
+    return (select(Status).join(Account, Account.id == Status.account_id)
+            .where(Status.visibility == "public", Status.reblog_of_id.is_(None),
+                   Account.suspended_at.is_(None)))
+
+
+@router.get("/api/v1/timelines/public")
+async def public(request: Request, response: Response, session: Session, settings: AppSettings,
+                 auth: OptionalAuth, page: PageDep, local: bool = False, remote: bool = False,
+                 only_media: bool = False) -> list[dict]:
+    if remote or only_media:  # no federation; media with the media issue
+        return []
+    rows = page.finish(list((await session.scalars(page.apply(_public_query(),
+                                                              Status.id))).all()))
+    return await _answer(request, response, session, settings, rows,
+                         auth.account if auth else None)
+
+
+@router.get("/api/v1/timelines/tag/{hashtag}")
+async def tag(request: Request, response: Response, session: Session, settings: AppSettings,
+              auth: OptionalAuth, page: PageDep,
+              hashtag: Annotated[str, Path(max_length=100)]) -> list[dict]:
+    query = _public_query().join(StatusTag, StatusTag.status_id == Status.id).join(
+        Tag, Tag.id == StatusTag.tag_id).where(Tag.name == hashtag.lower().lstrip("#"))
+    rows = page.finish(list((await session.scalars(page.apply(query, Status.id))).all()))
+    return await _answer(request, response, session, settings, rows,
+                         auth.account if auth else None)

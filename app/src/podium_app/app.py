@@ -1,0 +1,63 @@
+"""The app factory: create_app(settings) -> FastAPI.
+
+Resources (database engines, Redis, the queue connection) are opened in the lifespan and
+kept on app.state, so one process can host several apps with different settings (tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from podium_app import __version__, errors, queue
+from podium_app.api import (
+    accounts,
+    admin,
+    apps,
+    instance,
+    notifications,
+    oauth,
+    ops,
+    statuses,
+    timelines,
+)
+from podium_app.db import Database
+from podium_app.metrics import MetricsMiddleware
+from podium_app.redis_client import make_redis
+from podium_app.settings import Settings, get_settings
+
+log = logging.getLogger("podium_app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.db = Database.from_settings(settings)
+        app.state.redis = make_redis(settings)
+        app.state.queue = await queue.connect(settings)
+        try:
+            yield
+        finally:
+            await app.state.queue.aclose()
+            await app.state.redis.aclose()
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Podium",
+        version=__version__,
+        description="Podium's client API: Mastodon's, so Mastodon apps and libraries work.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
+                   admin):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware)
+    return app

@@ -1,0 +1,34 @@
+"""Outgoing mail: messages built here, sent by the worker over SMTP (submission + STARTTLS)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from podium_app.settings import Settings
+
+
+def build(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.domain)
+    message.set_content(body)
+    return message
+
+
+def send(settings: Settings, message: EmailMessage) -> None:
+    """Send one message (blocking; the worker runs it in a thread). Raises OSError or
+    smtplib.SMTPException, which the job turns into a retry with backoff."""
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
+        smtp.ehlo()
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if settings.smtp_user and settings.smtp_password:
+            smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)

@@ -1,0 +1,50 @@
+"""Prometheus metrics: request latency, queue depth, fan-out lag (/metrics)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram
+from prometheus_client import generate_latest as _generate
+
+REGISTRY = CollectorRegistry()
+REQUEST_SECONDS = Histogram(
+    "podium_http_request_duration_seconds", "Time to answer an HTTP request",
+    ["method", "route", "status"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+QUEUE_DEPTH = Gauge("podium_queue_depth", "Jobs waiting in the background queue",
+                    registry=REGISTRY)
+FANOUT_LAG = Gauge("podium_fanout_lag_seconds",
+                   "Seconds between a post's creation and the end of its fan-out (last job)",
+                   registry=REGISTRY)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task overhead) timing every HTTP request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def _send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUEST_SECONDS.labels(scope["method"], path, str(status["code"])).observe(
+                time.perf_counter() - start)
+
+
+def render() -> tuple[bytes, str]:
+    return _generate(REGISTRY), CONTENT_TYPE_LATEST

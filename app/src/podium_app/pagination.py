@@ -1,0 +1,69 @@
+"""Mastodon pagination: max_id / since_id / min_id / limit and the Link header."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Query, Request, Response
+
+from podium_app import ids
+
+
+@dataclass
+class Page:
+    max_id: uuid.UUID | None
+    since_id: uuid.UUID | None
+    min_id: uuid.UUID | None
+    limit: int
+
+    @property
+    def ascending(self) -> bool:
+        """min_id asks for the entries just after it: read upwards, then reverse."""
+        return self.min_id is not None
+
+    def lower(self) -> uuid.UUID | None:
+        return self.min_id or self.since_id
+
+    def apply(self, query, column):
+        if self.max_id is not None:
+            query = query.where(column < self.max_id)
+        lower = self.lower()
+        if lower is not None:
+            query = query.where(column > lower)
+        order = column.asc() if self.ascending else column.desc()
+        return query.order_by(order).limit(self.limit)
+
+    def finish(self, rows: list) -> list:
+        return list(reversed(rows)) if self.ascending else rows
+
+    def keep(self, value: uuid.UUID) -> bool:
+        if self.max_id is not None and value >= self.max_id:
+            return False
+        lower = self.lower()
+        return lower is None or value > lower
+
+
+def page_params(
+    max_id: Annotated[str | None, Query(max_length=40)] = None,
+    since_id: Annotated[str | None, Query(max_length=40)] = None,
+    min_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=80)] = 20,
+) -> Page:
+    # Unknown or malformed ids bound nothing rather than fail, as Mastodon does.
+    return Page(ids.parse(max_id), ids.parse(since_id), ids.parse(min_id), min(limit, 40))
+
+
+def link_header(request: Request, response: Response, first: str | None, last: str | None,
+                ) -> None:
+    """next -> older than the last entry, prev -> newer than the first (Mastodon's Link)."""
+    if first is None or last is None:
+        return
+    base = str(request.url.replace(query=""))
+    keep = {k: v for k, v in request.query_params.items()
+            if k not in ("max_id", "since_id", "min_id")}
+    next_url = f"{base}?{urlencode({**keep, 'max_id': last})}"
+    prev_url = f"{base}?{urlencode({**keep, 'min_id': first})}"
+    response.headers["Link"] = f'<{next_url}>; rel="next", <{prev_url}>; rel="prev"'

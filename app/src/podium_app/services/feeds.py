@@ -1,0 +1,188 @@
+"""Home feeds: hybrid fan-out (docs/decisions/0012-hybrid-timelines.md).
+
+- An account with fewer followers than PODIUM_FANOUT_THRESHOLD: each new post is pushed by a
+  queue job into every follower's Redis feed (a sorted set, newest entries kept).
+- An account at or above it: nothing is pushed; its posts are merged into the reader's home
+  timeline at read time from PostgreSQL (one indexed query per page).
+- Redis holds copies only. A feed whose marker key is missing (new reader, Redis restarted
+  or flushed) is rebuilt from PostgreSQL on the next read.
+
+Feed entries: member = status id as 32 hex digits (equal length, so members of equal score
+sort by id), score = the id's millisecond timestamp.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from podium_app import ids
+from podium_app.db import Database
+from podium_app.models import Account, Follow, Status
+from podium_app.pagination import Page
+from podium_app.settings import Settings
+
+BATCH = 1000
+
+
+def feed_key(account_id: uuid.UUID | str) -> str:
+    return f"podium:feed:{account_id}"
+
+
+def built_key(account_id: uuid.UUID | str) -> str:
+    return f"podium:feed:{account_id}:built"
+
+
+def _member(status_id: uuid.UUID) -> str:
+    return status_id.hex
+
+
+def _score(status_id: uuid.UUID) -> int:
+    return ids.created_ms(status_id)
+
+
+async def push(redis: Redis, settings: Settings, account_ids: list, status_id: uuid.UUID,
+               ) -> None:
+    """Add one status to several feeds that exist (a feed not built yet is left alone: it
+    will be rebuilt from PostgreSQL with this post in it)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for account_id in account_ids:
+            pipe.exists(built_key(account_id))
+        present = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for account_id, built in zip(account_ids, present, strict=True):
+            if built:
+                key = feed_key(account_id)
+                pipe.zadd(key, {_member(status_id): _score(status_id)})
+                pipe.zremrangebyrank(key, 0, -settings.home_feed_length - 1)
+        await pipe.execute()
+
+
+async def fan_out(db: Database, redis: Redis, settings: Settings, status_id: str) -> int:
+    """Queue job: push a new status to its author's followers (below the threshold only).
+    Idempotent (ZADD of the same member). Returns the number of feeds written."""
+    sid = uuid.UUID(status_id)
+    async with db.read_sessions() as session:
+        st = await session.get(Status, sid)
+        if st is None or st.visibility == "direct":
+            return 0
+        author = await session.get(Account, st.account_id)
+        if author is None or author.followers_count >= settings.fanout_threshold:
+            return 0
+        written = 0
+        last = None
+        while True:
+            query = select(Follow.account_id).where(Follow.target_account_id == author.id)
+            if last is not None:
+                query = query.where(Follow.account_id > last)
+            batch = (await session.scalars(query.order_by(Follow.account_id).limit(BATCH))).all()
+            if not batch:
+                break
+            await push(redis, settings, list(batch), sid)
+            written += len(batch)
+            last = batch[-1]
+    lag = time.time() - ids.created_ms(sid) / 1000
+    await redis.set("podium:fanout:lag", f"{lag:.3f}")
+    return written
+
+
+async def remove_everywhere(db: Database, redis: Redis, status_ids: list[str],
+                            author_id: str) -> None:
+    """Queue job after a deletion: drop the statuses from the author's followers' feeds.
+    (Reads skip entries whose row is gone anyway; this frees the space.)"""
+    members = [uuid.UUID(s).hex for s in status_ids]
+    async with db.read_sessions() as session:
+        followers = (await session.scalars(select(Follow.account_id).where(
+            Follow.target_account_id == uuid.UUID(author_id)))).all()
+    async with redis.pipeline(transaction=False) as pipe:
+        for account_id in [*followers, uuid.UUID(author_id)]:
+            pipe.zrem(feed_key(account_id), *members)
+        await pipe.execute()
+
+
+def _home_sources(viewer: Account, settings: Settings, big: bool):
+    """Accounts whose posts make up the viewer's home: followed accounts (small or big ones)
+    and, for the fanned-out part, the viewer."""
+    followed = (select(Follow.target_account_id).join(Account, Account.id ==
+                Follow.target_account_id).where(Follow.account_id == viewer.id))
+    if big:
+        return followed.where(Account.followers_count >= settings.fanout_threshold)
+    return followed.where(Account.followers_count < settings.fanout_threshold)
+
+
+def _home_query(viewer: Account, settings: Settings, big: bool):
+    sources = _home_sources(viewer, settings, big)
+    where = Status.account_id.in_(sources)
+    if not big:
+        where = or_(where, Status.account_id == viewer.id)
+    return select(Status).where(where, Status.visibility != "direct")
+
+
+async def rebuild(session: AsyncSession, redis: Redis, settings: Settings,
+                  viewer: Account) -> None:
+    rows = (await session.scalars(_home_query(viewer, settings, big=False)
+                                  .order_by(Status.id.desc())
+                                  .limit(settings.home_feed_length))).all()
+    key = feed_key(viewer.id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        if rows:
+            pipe.zadd(key, {_member(s.id): _score(s.id) for s in rows})
+        pipe.set(built_key(viewer.id), "1")
+        await pipe.execute()
+
+
+async def _from_feed(redis: Redis, settings: Settings, viewer: Account, page: Page, want: int,
+                     ) -> tuple[list[uuid.UUID], bool]:
+    """Ids from the Redis feed within the page bounds; second value: whether the feed may
+    be missing older entries (it was trimmed, so fall back to PostgreSQL)."""
+    key = feed_key(viewer.id)
+    top = f"({_score(page.max_id) + 1}" if page.max_id else "+inf"
+    lower = page.lower()
+    bottom = _score(lower) if lower else "-inf"
+    # Fetch a margin: ids sharing the bounds' millisecond are filtered exactly below.
+    if page.ascending:
+        raw = await redis.zrangebyscore(key, bottom, top, start=0, num=want + 50)
+    else:
+        raw = await redis.zrevrangebyscore(key, top, bottom, start=0, num=want + 50)
+    found = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in raw]
+    found = [i for i in found if page.keep(i)][:want]
+    trimmed = len(found) < want and await redis.zcard(key) >= settings.home_feed_length
+    return found, trimmed
+
+
+async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
+               page: Page) -> list[Status]:
+    """The viewer's home timeline page, newest first: the Redis feed merged with the posts
+    of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down."""
+    want = page.limit
+    statuses: dict[uuid.UUID, Status] = {}
+    try:
+        if not await redis.exists(built_key(viewer.id)):
+            await rebuild(session, redis, settings, viewer)
+        feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
+        if feed_ids:
+            rows = (await session.scalars(select(Status).where(Status.id.in_(feed_ids)))).all()
+            statuses.update({s.id: s for s in rows})
+        if maybe_more and not page.ascending:
+            older = page.max_id
+            if feed_ids:
+                older = min(feed_ids)
+            fallback = Page(older, page.since_id, None, want)
+            rows = (await session.scalars(fallback.apply(
+                _home_query(viewer, settings, big=False), Status.id))).all()
+            statuses.update({s.id: s for s in rows})
+    except RedisError:
+        rows = (await session.scalars(page.apply(_home_query(viewer, settings, big=False),
+                                                 Status.id))).all()
+        statuses.update({s.id: s for s in rows})
+    big = (await session.scalars(page.apply(_home_query(viewer, settings, big=True),
+                                            Status.id))).all()
+    statuses.update({s.id: s for s in big})
+    ordered = sorted(statuses.values(), key=lambda s: s.id, reverse=not page.ascending)[:want]
+    return page.finish(ordered)

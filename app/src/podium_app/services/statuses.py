@@ -1,0 +1,322 @@
+"""Posts: create, edit (with history), delete for real, reblog, favourite, visibility, render.
+
+Permissions are decided here, not in the routers: desk mode, visibility, ownership.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from podium_app.errors import ApiError, forbidden, not_found, unprocessable
+from podium_app.ids import new_id
+from podium_app.models import (
+    Account,
+    Favourite,
+    Follow,
+    Mention,
+    Notification,
+    Status,
+    StatusEdit,
+    StatusTag,
+    Tag,
+)
+from podium_app.serializers import StatusContext
+from podium_app.serializers import status as render_status
+from podium_app.services import accounts as account_service
+from podium_app.services import text as text_service
+from podium_app.settings import Settings
+
+DESK_REFUSAL = ("This server is in desk mode: only publishers post, reply, repost and like; "
+                "followers follow, read and share")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def may_publish(account: Account) -> bool:
+    return account.publisher or account.role in ("owner", "admin")
+
+
+def check_mode(settings: Settings, account: Account) -> None:
+    if settings.mode == "desk" and not may_publish(account):
+        raise forbidden(DESK_REFUSAL)
+
+
+async def is_follower(session: AsyncSession, follower: uuid.UUID, target: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(
+        Follow.account_id == follower, Follow.target_account_id == target))))
+
+
+def visible_clause(viewer: Account | None):
+    """SQL condition: statuses the viewer may see (used for lists)."""
+    public = Status.visibility.in_(("public", "unlisted"))
+    if viewer is None:
+        return public
+    followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+    mentioned = select(Mention.status_id).where(Mention.account_id == viewer.id)
+    return or_(public, Status.account_id == viewer.id,
+               and_(Status.visibility == "private", Status.account_id.in_(followed)),
+               Status.id.in_(mentioned))
+
+
+async def can_see(session: AsyncSession, st: Status, viewer: Account | None) -> bool:
+    if st.visibility in ("public", "unlisted"):
+        return True
+    if viewer is None:
+        return False
+    if st.account_id == viewer.id:
+        return True
+    if await session.get(Mention, (st.id, viewer.id)) is not None:
+        return True
+    return st.visibility == "private" and await is_follower(session, viewer.id, st.account_id)
+
+
+async def get_visible(session: AsyncSession, status_id: uuid.UUID | None,
+                      viewer: Account | None) -> Status:
+    """The status if it exists, its author is not suspended, and the viewer may see it;
+    404 otherwise (a private post is not acknowledged to exist)."""
+    st = await session.get(Status, status_id) if status_id is not None else None
+    if st is None:
+        raise not_found()
+    author = await session.get(Account, st.account_id)
+    if author is None or author.suspended_at is not None or not await can_see(session, st, viewer):
+        raise not_found()
+    return st
+
+
+async def _known_usernames(session: AsyncSession, names: Iterable[str]) -> dict[str, Account]:
+    names = [n.lower() for n in names]
+    if not names:
+        return {}
+    rows = (await session.scalars(select(Account).where(
+        func.lower(Account.username).in_(names), Account.suspended_at.is_(None)))).all()
+    return {a.username.lower(): a for a in rows}
+
+
+def _validate_text(settings: Settings, text: str, spoiler: str) -> None:
+    if not text.strip():
+        raise unprocessable("text can't be blank")
+    if len(text) + len(spoiler) > settings.max_post_chars:
+        raise unprocessable(f"text is longer than {settings.max_post_chars} characters")
+
+
+async def _link_tags(session: AsyncSession, status_id: uuid.UUID, tags: list[str]) -> None:
+    if not tags:
+        return
+    await session.execute(insert(Tag).values([{"name": t} for t in tags])
+                          .on_conflict_do_nothing(index_elements=["name"]))
+    tag_ids = (await session.scalars(select(Tag.id).where(Tag.name.in_(tags)))).all()
+    await session.execute(insert(StatusTag).values(
+        [{"status_id": status_id, "tag_id": t} for t in tag_ids]).on_conflict_do_nothing())
+
+
+async def notify(session: AsyncSession, recipient: uuid.UUID, sender: uuid.UUID, kind: str,
+                 status_id: uuid.UUID | None = None) -> None:
+    if recipient != sender:
+        session.add(Notification(account_id=recipient, from_account_id=sender, type=kind,
+                                 status_id=status_id))
+
+
+async def create(session: AsyncSession, settings: Settings, author: Account, *, text: str,
+                 in_reply_to_id: uuid.UUID | None = None, visibility: str = "public",
+                 sensitive: bool = False, spoiler_text: str = "",
+                 language: str | None = None) -> Status:
+    """Insert a post (not committed). Raises 403 in desk mode for non-publishers, 404 for a
+    reply to an unknown or invisible post, 422 for bad text."""
+    check_mode(settings, author)
+    _validate_text(settings, text, spoiler_text)
+    parent = None
+    if in_reply_to_id is not None:
+        parent = await get_visible(session, in_reply_to_id, author)
+    parsed = text_service.parse(text, settings.domain)
+    mentioned = await _known_usernames(session, parsed.mentions)
+    if parent is not None and visibility == "public" and parent.visibility != "public":
+        visibility = parent.visibility  # a reply never widens its thread's audience
+    st = Status(
+        id=new_id(), account_id=author.id, text=text,
+        content=text_service.render(text, settings.domain, set(mentioned)),
+        spoiler_text=spoiler_text, sensitive=sensitive or bool(spoiler_text),
+        visibility=visibility, language=language,
+        in_reply_to_id=parent.id if parent else None,
+        in_reply_to_account_id=parent.account_id if parent else None,
+    )
+    session.add(st)
+    await session.flush()
+    for acc in mentioned.values():
+        session.add(Mention(status_id=st.id, account_id=acc.id))
+        await notify(session, acc.id, author.id, "mention", st.id)
+    if parent is not None:
+        await session.execute(update(Status).where(Status.id == parent.id)
+                              .values(replies_count=Status.replies_count + 1))
+        if parent.account_id not in {a.id for a in mentioned.values()}:
+            await notify(session, parent.account_id, author.id, "mention", st.id)
+    await _link_tags(session, st.id, parsed.tags)
+    await account_service.bump(session, author.id, statuses_count=1)
+    await session.execute(update(Account).where(Account.id == author.id)
+                          .values(last_status_at=now()))
+    return st
+
+
+async def edit(session: AsyncSession, settings: Settings, editor: Account, st: Status, *,
+               text: str, spoiler_text: str = "", sensitive: bool = False,
+               language: str | None = None) -> Status:
+    if st.account_id != editor.id:
+        raise forbidden("You can only edit your own posts")
+    if st.reblog_of_id is not None:
+        raise unprocessable("a repost cannot be edited")
+    check_mode(settings, editor)
+    _validate_text(settings, text, spoiler_text)
+    session.add(StatusEdit(status_id=st.id, text=st.text, content=st.content,
+                           spoiler_text=st.spoiler_text, sensitive=st.sensitive,
+                           created_at=st.edited_at or st.created_at))
+    parsed = text_service.parse(text, settings.domain)
+    mentioned = await _known_usernames(session, parsed.mentions)
+    st.text = text
+    st.content = text_service.render(text, settings.domain, set(mentioned))
+    st.spoiler_text = spoiler_text
+    st.sensitive = sensitive or bool(spoiler_text)
+    st.language = language or st.language
+    st.edited_at = now()
+    await session.execute(delete(StatusTag).where(StatusTag.status_id == st.id))
+    await _link_tags(session, st.id, parsed.tags)
+    await session.execute(delete(Mention).where(Mention.status_id == st.id))
+    for acc in mentioned.values():
+        session.add(Mention(status_id=st.id, account_id=acc.id))
+    return st
+
+
+async def history(session: AsyncSession, st: Status) -> list[StatusEdit]:
+    rows = (await session.scalars(select(StatusEdit).where(StatusEdit.status_id == st.id)
+                                  .order_by(StatusEdit.created_at))).all()
+    return list(rows)
+
+
+async def remove(session: AsyncSession, st: Status) -> list[uuid.UUID]:
+    """Delete a post and everything hanging off it (reblogs, likes, edits, mentions,
+    notifications) for real. Returns the ids of deleted statuses (the post and its reblogs)
+    so their copies in home feeds can be removed. Not committed."""
+    reblogs = (await session.execute(select(Status.id, Status.account_id)
+                                     .where(Status.reblog_of_id == st.id))).all()
+    for _, account_id in reblogs:
+        await account_service.bump(session, account_id, statuses_count=-1)
+    if st.in_reply_to_id is not None:
+        await session.execute(update(Status).where(Status.id == st.in_reply_to_id)
+                              .values(replies_count=Status.replies_count - 1))
+    if st.reblog_of_id is not None:
+        await session.execute(update(Status).where(Status.id == st.reblog_of_id)
+                              .values(reblogs_count=Status.reblogs_count - 1))
+    await account_service.bump(session, st.account_id, statuses_count=-1)
+    await session.execute(delete(Status).where(Status.id == st.id))
+    return [st.id, *(row[0] for row in reblogs)]
+
+
+async def reblog(session: AsyncSession, settings: Settings, actor: Account,
+                 st: Status) -> Status:
+    check_mode(settings, actor)
+    if st.reblog_of_id is not None:
+        st = await get_visible(session, st.reblog_of_id, actor)
+    if st.visibility not in ("public", "unlisted"):
+        raise forbidden("This post cannot be reposted")
+    existing = await session.scalar(select(Status).where(
+        Status.account_id == actor.id, Status.reblog_of_id == st.id))
+    if existing is not None:
+        return existing
+    rb = Status(id=new_id(), account_id=actor.id, reblog_of_id=st.id, visibility="public",
+                text="", content="")
+    session.add(rb)
+    await session.flush()
+    await session.execute(update(Status).where(Status.id == st.id)
+                          .values(reblogs_count=Status.reblogs_count + 1))
+    await account_service.bump(session, actor.id, statuses_count=1)
+    await notify(session, st.account_id, actor.id, "reblog", st.id)
+    return rb
+
+
+async def unreblog(session: AsyncSession, actor: Account, st: Status) -> list[uuid.UUID]:
+    target = st.reblog_of_id or st.id
+    existing = await session.scalar(select(Status).where(
+        Status.account_id == actor.id, Status.reblog_of_id == target))
+    if existing is None:
+        return []
+    return await remove(session, existing)
+
+
+async def favourite(session: AsyncSession, settings: Settings, actor: Account,
+                    st: Status) -> None:
+    check_mode(settings, actor)
+    if st.reblog_of_id is not None:
+        raise unprocessable("like the original post, not the repost")
+    done = await session.execute(insert(Favourite).values(
+        account_id=actor.id, status_id=st.id).on_conflict_do_nothing().returning(Favourite.id))
+    if done.first() is not None:
+        await session.execute(update(Status).where(Status.id == st.id)
+                              .values(favourites_count=Status.favourites_count + 1))
+        await notify(session, st.account_id, actor.id, "favourite", st.id)
+
+
+async def unfavourite(session: AsyncSession, actor: Account, st: Status) -> None:
+    done = await session.execute(delete(Favourite).where(
+        Favourite.account_id == actor.id, Favourite.status_id == st.id).returning(Favourite.id))
+    if done.first() is not None:
+        await session.execute(update(Status).where(Status.id == st.id)
+                              .values(favourites_count=Status.favourites_count - 1))
+
+
+async def render(session: AsyncSession, settings: Settings, statuses: list[Status],
+                 viewer: Account | None) -> list[dict]:
+    """Mastodon Status entities for `statuses`, in order, in a fixed number of queries."""
+    ctx = StatusContext(settings.domain)
+    ctx.statuses = {s.id: s for s in statuses}
+    originals = {s.reblog_of_id for s in statuses if s.reblog_of_id} - set(ctx.statuses)
+    if originals:
+        for s in (await session.scalars(select(Status).where(Status.id.in_(originals)))).all():
+            ctx.statuses[s.id] = s
+    all_ids = list(ctx.statuses)
+    account_ids = {s.account_id for s in ctx.statuses.values()}
+    mention_rows = (await session.execute(select(Mention.status_id, Mention.account_id)
+                                          .where(Mention.status_id.in_(all_ids)))).all()
+    for status_id, account_id in mention_rows:
+        ctx.mentions.setdefault(status_id, []).append(account_id)
+        account_ids.add(account_id)
+    for acc in (await session.scalars(select(Account).where(Account.id.in_(account_ids)))).all():
+        ctx.accounts[acc.id] = acc
+    tag_rows = (await session.execute(select(StatusTag.status_id, Tag.name).join(Tag)
+                                      .where(StatusTag.status_id.in_(all_ids)))).all()
+    for status_id, name in tag_rows:
+        ctx.tags.setdefault(status_id, []).append(name)
+    if viewer is not None:
+        ctx.favourited = set((await session.scalars(select(Favourite.status_id).where(
+            Favourite.account_id == viewer.id, Favourite.status_id.in_(all_ids)))).all())
+        ctx.reblogged = set((await session.scalars(select(Status.reblog_of_id).where(
+            Status.account_id == viewer.id, Status.reblog_of_id.in_(all_ids)))).all())
+    def shown(s: Status | None) -> bool:
+        author = ctx.accounts.get(s.account_id) if s is not None else None
+        return author is not None and author.suspended_at is None
+
+    out = []
+    for s in statuses:
+        # Suspension hides content everywhere, including reposts of it.
+        if not shown(s) or (s.reblog_of_id is not None
+                            and not shown(ctx.statuses.get(s.reblog_of_id))):
+            continue
+        out.append(render_status(s, ctx))
+    return out
+
+
+async def render_one(session, settings, st: Status, viewer: Account | None) -> dict:
+    rendered = await render(session, settings, [st], viewer)
+    if not rendered:
+        raise not_found()
+    return rendered[0]
+
+
+def raise_if_not_owner(st: Status, account: Account) -> None:
+    if st.account_id != account.id:
+        raise ApiError(403, "This action is not allowed")

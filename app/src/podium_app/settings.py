@@ -1,0 +1,105 @@
+"""Typed settings, read from PODIUM_* environment variables or an env file.
+
+The app role writes them into an env file (PODIUM_ENV_FILE points at it, default
+/etc/podium/app.env); every name is documented in app/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Mode = Literal["desk", "social"]
+RegistrationMode = Literal["open", "approval", "invite", "closed"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PODIUM_",
+        env_file=os.environ.get("PODIUM_ENV_FILE", "/etc/podium/app.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- storage -------------------------------------------------------------------------
+    # Writes (and reads without a replica) go here; through PgBouncer on servers.
+    # Format: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB
+    database_url: str = "postgresql+asyncpg://podium@127.0.0.1:6432/podium"
+    # Optional hot-standby replica for read-only queries (timelines, profiles).
+    database_read_url: str | None = None
+    # True when database_url goes through PgBouncer in transaction mode: no server-side
+    # prepared statement cache (statements are unnamed per transaction).
+    database_pgbouncer: bool = True
+    database_pool_size: int = Field(10, ge=1, le=200)
+    # Format: redis://[:PASSWORD@]HOST:PORT/DB or unix:///path?db=N
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # --- instance --------------------------------------------------------------------------
+    domain: str = "podium.test"
+    title: str = "Podium"
+    description: str = "An independent microblog."
+    contact_email: str = "admin@podium.test"
+    mode: Mode = "social"
+    registration_mode: RegistrationMode = "open"
+    # Approval mode: how many waitlisted accounts the worker admits per hour (0 = by hand only).
+    waitlist_admit_per_hour: int = Field(0, ge=0)
+    max_post_chars: int = Field(500, ge=1, le=100_000)
+    # Accounts with at least this many followers are merged into home timelines on read
+    # instead of being fanned out on write.
+    fanout_threshold: int = Field(10_000, ge=1)
+    # Length of each Redis home feed (entries beyond it are read from PostgreSQL).
+    home_feed_length: int = Field(800, ge=10)
+
+    # --- secrets ----------------------------------------------------------------------------
+    # Signs email confirmation and reset links and session cookies. 32+ characters.
+    secret_key: SecretStr = SecretStr("")
+
+    # --- mail (authenticated submission to the platform's mail server) ---------------------
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "Podium <noreply@podium.test>"
+
+    # --- rate limits: "COUNT/SECONDS" per account and per IP --------------------------------
+    rate_signup_ip: str = "5/3600"
+    rate_login_ip: str = "30/300"
+    rate_post_account: str = "300/10800"
+    rate_post_ip: str = "1500/10800"
+
+    # --- serving ----------------------------------------------------------------------------
+    bind_host: str = "127.0.0.1"
+    bind_port: int = Field(8000, ge=1, le=65535)
+    web_workers: int = Field(1, ge=1, le=64)
+    # Addresses of proxies whose X-Forwarded-For is trusted (comma separated), for client IPs.
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("PODIUM_SECRET_KEY must be at least 32 characters")
+        return value
+
+    def require_secret(self) -> str:
+        """The secret key; raises RuntimeError naming the variable when it is unset."""
+        key = self.secret_key.get_secret_value()
+        if not key:
+            raise RuntimeError("PODIUM_SECRET_KEY is not set: put 32+ random characters in it")
+        return key
+
+    @staticmethod
+    def parse_rate(text: str) -> tuple[int, int]:
+        """'COUNT/SECONDS' -> (count, seconds)."""
+        count, _, seconds = text.partition("/")
+        return int(count), int(seconds)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

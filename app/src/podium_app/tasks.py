@@ -1,0 +1,91 @@
+"""Queue jobs (arq) and the worker's settings. Every job is idempotent.
+
+Retries: a job that raises arq.Retry (mail server down, ...) runs again after a growing
+delay, up to MAX_TRIES; mail is therefore delayed, not lost, while the SMTP server is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from arq import Retry, cron
+
+from podium_app import mail, queue
+from podium_app.db import Database
+from podium_app.redis_client import make_redis
+from podium_app.services import accounts as account_service
+from podium_app.services import feeds
+from podium_app.settings import Settings
+
+log = logging.getLogger("podium_app.worker")
+MAX_TRIES = 12
+
+
+def _backoff(try_number: int) -> int:
+    return min(5 * 2 ** (try_number - 1), 1800)
+
+
+async def send_mail(ctx: dict, to: str, subject: str, body: str) -> None:
+    settings: Settings = ctx["settings"]
+    message = mail.build(settings, to, subject, body)
+    try:
+        await asyncio.to_thread(mail.send, settings, message)
+    except (OSError, mail.smtplib.SMTPException) as err:
+        log.warning("mail to %s failed (%s), retrying", to, err)
+        raise Retry(defer=_backoff(ctx.get("job_try", 1))) from err
+
+
+async def fanout_status(ctx: dict, status_id: str) -> None:
+    await feeds.fan_out(ctx["db"], ctx["redis"], ctx["settings"], status_id)
+
+
+async def unfan_statuses(ctx: dict, status_ids: list[str], author_id: str) -> None:
+    await feeds.remove_everywhere(ctx["db"], ctx["redis"], status_ids, author_id)
+
+
+async def admit_waitlist(ctx: dict) -> int:
+    """Admit waitlisted accounts at PODIUM_WAITLIST_ADMIT_PER_HOUR (runs every minute)."""
+    settings: Settings = ctx["settings"]
+    per_minute = settings.waitlist_admit_per_hour / 60
+    if per_minute <= 0:
+        return 0
+    # Carry fractions over minutes so e.g. 30/hour admits one every other minute.
+    credit = float(await ctx["redis"].incrbyfloat("podium:waitlist:credit", per_minute))
+    count = int(credit)
+    if count < 1:
+        return 0
+    async with ctx["db"].sessions() as session, session.begin():
+        admitted = await account_service.admit(session, count)
+    await ctx["redis"].incrbyfloat("podium:waitlist:credit", -count)
+    return len(admitted)
+
+
+def _startup_for(settings: Settings):
+    async def startup(ctx: dict) -> None:
+        ctx["settings"] = settings
+        ctx["db"] = Database.from_settings(settings)
+        ctx["redis"] = make_redis(settings)
+
+    return startup
+
+
+async def _shutdown(ctx: dict) -> None:
+    await ctx["redis"].aclose()
+    await ctx["db"].dispose()
+
+
+def worker_settings(settings: Settings) -> dict:
+    """Keyword arguments for arq.Worker."""
+    return {
+        "functions": [send_mail, fanout_status, unfan_statuses],
+        "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
+        "on_startup": _startup_for(settings),
+        "on_shutdown": _shutdown,
+        "redis_settings": queue.redis_settings(settings),
+        "queue_name": queue.QUEUE_NAME,
+        "max_tries": MAX_TRIES,
+        "max_jobs": 20,
+        "job_timeout": 300,
+        "handle_signals": True,
+    }
