@@ -2,10 +2,11 @@
 request, personal requests never do, stale copies cover a dead backend, one app host down
 changes nothing for clients, rate limits answer 429.
 
-Backends: until the app role deploys the real app, the app hosts run the kit's stand-in
-(kit/standin.py: pages marked Cache-Control public). Tests that depend on the stand-in's
-answers skip when the real app holds the app port. Requests: from the controller to the
-edge's lab address only, bounded in number.
+Backends: where the app port is free the app hosts run the kit's stand-in (kit/standin.py:
+pages marked Cache-Control public) and the stand-in tests run; where the real app
+(roles/app) holds it, those skip and the real-app tests at the end run instead. The real
+app marks nothing public yet, so "anonymous page is a HIT" is proven with the stand-in only.
+Requests: from the controller to the edge's lab address only, bounded in number.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ def with_standin(standins, stack):
     if len(standins) != len(_hosts(stack, "app")) or not standins:
         pytest.skip("the real app holds the app port: stand-in answers cannot be assumed")
     return standins
+
+
+@pytest.fixture(scope="module")
+def real_app(standins, stack):
+    """App hosts where the real app (roles/app) holds the port: the stand-in was not started."""
+    apps = _hosts(stack, "app")
+    if standins or not apps:
+        pytest.skip("the app hosts run the stand-in, not the real app")
+    return apps
 
 
 def _page(stack, edge, tls, path, headers=None):
@@ -174,3 +184,37 @@ def test_rate_limit_answers_429_beyond_the_burst(stack, edge, tls, with_standin)
     statuses = [_page(stack, edge, tls, path).status for _ in range(100)]
     assert 429 in statuses
     assert statuses[0] == 200
+
+
+# --- Against the real app (roles/app), when it is deployed --------------------------------
+APP_WEB_UNIT = "podium-app-web"
+
+
+def test_real_app_answers_through_edge_and_proxy(stack, edge, tls, real_app):
+    answer = _page(stack, edge, tls, "/api/v1/instance")
+    assert answer.status == 200
+    assert b'"uri"' in answer.body or b'"domain"' in answer.body
+    # The app sends no public Cache-Control here: the edge must not store it.
+    assert _page(stack, edge, tls, "/api/v1/instance").headers["x-cache-status"] != "HIT"
+
+
+def test_real_app_personal_request_bypasses_the_cache(stack, edge, tls, real_app):
+    answer = _page(stack, edge, tls, "/api/v1/instance", {"Authorization": "Bearer nope"})
+    assert answer.headers["x-cache-status"] == "BYPASS"
+    assert answer.headers["cache-control"] == "private, no-store"
+
+
+def test_stopping_the_app_on_one_host_keeps_requests_succeeding(stack, paths, edge, tls,
+                                                                real_app):
+    victim = str(real_app[0].address)
+    stopped = ssh.run(paths, stack.admin.user, victim, f"sudo systemctl stop {APP_WEB_UNIT}")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        statuses = [_page(stack, edge, tls, "/api/v1/instance").status for _ in range(30)]
+        assert statuses == [200] * 30
+        time.sleep(5)  # the health check has taken it out; still no errors
+        statuses = [_page(stack, edge, tls, "/api/v1/instance").status for _ in range(10)]
+        assert statuses == [200] * 10
+    finally:
+        ssh.run(paths, stack.admin.user, victim, f"sudo systemctl start {APP_WEB_UNIT}")
+        time.sleep(5)
