@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
-    p.add_argument("what", choices=["converge"],
-                   help="converge: time site.yml runs on a stack that is up")
+    p.add_argument("what", choices=["converge", "edge"],
+                   help="converge: time site.yml runs on a stack that is up; edge: cached "
+                   "page and media on one edge against a same-size static file")
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
 
@@ -176,7 +177,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "bench":
         from kit import bench
 
-        bench.converge(args.stack, args.runs)
+        if args.what == "edge":
+            bench.edge(args.stack, args.runs)
+        else:
+            bench.converge(args.stack, args.runs)
     elif args.command == "test":
         return testing.run(fast=args.fast)
     elif args.command == "dev":

@@ -1,0 +1,145 @@
+"""The edge role: nginx with TLS and HTTP/2 for the platform and media names, security
+headers, media writes refused, unknown names refused. Requests come from the controller to
+the edge's address with the platform's names in SNI and Host (kit/edgehttp.py).
+
+The certificate comes from the lab's ACME CA (pebble, the acme role) through the certificate
+role: the tests trust only the CA root the acme role exported to the controller. With
+edge_certificate_source: selfsigned (no acme host) the edge's own certificate is the trust
+anchor instead (names and validity are still checked) and the chain test skips, saying so.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+
+from kit import edgehttp
+
+testinfra_hosts = ["ansible://edge"]
+
+CHAIN = "/etc/ssl/podium-edge/fullchain.pem"
+
+
+@pytest.fixture()
+def edge_pem(host) -> str:
+    with host.sudo():  # certbot's live files are root-only
+        return host.file(CHAIN).content_string
+
+
+@pytest.fixture()
+def self_signed(host) -> bool:
+    with host.sudo():
+        return _self_signed(host)
+
+
+def _self_signed(host) -> bool:
+    subject = host.run(f"openssl x509 -in {CHAIN} -noout -subject").stdout.split("=", 1)[1]
+    issuer = host.run(f"openssl x509 -in {CHAIN} -noout -issuer").stdout.split("=", 1)[1]
+    return subject.strip() == issuer.strip()
+
+
+@pytest.fixture()
+def lab_root(stack_vars) -> Path:
+    return Path(stack_vars["podium_state_dir"]) / "acme" / "root.pem"
+
+
+@pytest.fixture()
+def tls(edge_pem, self_signed, lab_root) -> ssl.SSLContext:
+    return edgehttp.context(edge_pem if self_signed else lab_root.read_text())
+
+
+@pytest.fixture()
+def address(host_vars) -> str:
+    return host_vars["ansible_host"]
+
+
+def test_nginx_running_and_enabled(host):
+    nginx = host.service("nginx")
+    assert nginx.is_running
+    assert nginx.is_enabled
+
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_edge_listens_on_http_and_https(host, port):
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_configuration_is_valid(host):
+    with host.sudo():
+        assert host.run("nginx -t").rc == 0
+
+
+@pytest.mark.parametrize("name", ["{domain}", "media.{domain}"])
+def test_certificate_is_valid_for_the_name_and_offers_http2(address, stack_vars, tls, name):
+    server_name = name.format(domain=stack_vars["podium_domain"])
+    tls.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            tls.wrap_socket(sock, server_hostname=server_name) as conn:
+        assert conn.selected_alpn_protocol() == "h2"
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_certificate_chains_to_the_lab_ca(address, stack_vars, self_signed, lab_root):
+    if self_signed:
+        pytest.skip("edge_certificate_source is selfsigned (no acme host in this stack)")
+    ctx = edgehttp.context(lab_root.read_text())  # the lab root only, names checked
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            ctx.wrap_socket(sock, server_hostname=stack_vars["podium_domain"]) as conn:
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_certificate_is_not_trusted_without_the_lab_ca(address, stack_vars):
+    """The system trust store does not know the lab CA (the host's store is never touched)."""
+    ctx = edgehttp.context(None)
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            pytest.raises(ssl.SSLCertVerificationError):
+        ctx.wrap_socket(sock, server_hostname=stack_vars["podium_domain"])
+
+
+def test_unknown_name_gets_no_certificate(address, tls):
+    tls.check_hostname = False
+    with socket.create_connection((address, 443), timeout=10) as sock, \
+            pytest.raises(ssl.SSLError):
+        tls.wrap_socket(sock, server_hostname="unknown.example")
+
+
+def test_http_redirects_to_https(address, stack_vars):
+    import http.client
+
+    conn = http.client.HTTPConnection(address, 80, timeout=10)
+    conn.request("GET", "/about", headers={"Host": stack_vars["podium_domain"]})
+    resp = conn.getresponse()
+    assert resp.status == 301
+    assert resp.getheader("Location") == f"https://{stack_vars['podium_domain']}/about"
+
+
+@pytest.mark.parametrize("header", ["strict-transport-security", "x-content-type-options",
+                                    "x-frame-options", "referrer-policy", "x-cache-status"])
+def test_media_answers_carry_security_and_cache_headers(address, stack_vars, tls, header):
+    answer = edgehttp.request(address, f"media.{stack_vars['podium_domain']}",
+                              "/m/no/such/file.jpg", tls)
+    assert header in answer.headers
+
+
+def test_media_answers_forbid_running_content(address, stack_vars, tls):
+    answer = edgehttp.request(address, f"media.{stack_vars['podium_domain']}",
+                              "/m/no/such/file.svg", tls)
+    assert "sandbox" in answer.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "MKCOL"])
+def test_media_writes_through_the_edge_are_refused(address, stack_vars, tls, method):
+    answer = edgehttp.request(address, f"media.{stack_vars['podium_domain']}",
+                              "/m/aa/bb/written.txt", tls, method=method,
+                              body=b"x" if method == "PUT" else None)
+    assert answer.status == 403
+
+
+def test_brotli_module_is_loaded(host):
+    with host.sudo():
+        config = host.run("nginx -T").stdout
+    assert "ngx_http_brotli_filter_module" in config
+    assert "brotli on;" in config
