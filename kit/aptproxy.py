@@ -77,9 +77,27 @@ def stop() -> None:
     PID_FILE.unlink(missing_ok=True)
 
 
+def _bound_elsewhere(conf_file: Path) -> list[str]:
+    """Addresses the running proxy serves that are still on an interface of this host.
+
+    Several checkouts of the kit may run lab stacks at once, each knowing only its own
+    stacks: a restart keeps the others' bridges served instead of cutting their guests off.
+    """
+    if _pid() is None or not conf_file.is_file():
+        return []
+    bound = []
+    for line in conf_file.read_text().splitlines():
+        if line.startswith("BindAddress:"):
+            bound = line.split(":", 1)[1].split()
+    present = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True,
+                             text=True).stdout
+    return [a for a in bound if f" {a}/" in present]
+
+
 def ensure(addresses: list[str], note) -> None:
-    """Run the proxy on exactly ``addresses`` (restarting it if that set changed)."""
-    addresses = sorted(set(addresses))
+    """Run the proxy on ``addresses`` and on those it already serves for bridges that still
+    exist (restarting it if that set changed)."""
+    addresses = sorted(set(addresses) | set(_bound_elsewhere(CONF_DIR / "acng.conf")))
     if not addresses:
         stop()
         return
