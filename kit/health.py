@@ -31,7 +31,8 @@ FIGURES = {
     "targets": 'count by (host) (up)',
     "cpu %": '100 * (1 - avg by (host) (rate(node_cpu_seconds_total{mode="idle"}[5m])))',
     "load1": 'max by (host) (node_load1)',
-    "mem %": 'max by (host) (100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes))',
+    "mem %": ('max by (host) (100 * (1 - node_memory_MemAvailable_bytes '
+              '/ node_memory_MemTotal_bytes))'),
     "disk %": (f'max by (host) (100 * (1 - node_filesystem_avail_bytes{{{_FS}}} '
                f'/ node_filesystem_size_bytes{{{_FS}}}) and on (instance, mountpoint) '
                f'node_filesystem_readonly == 0)'),

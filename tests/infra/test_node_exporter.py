@@ -24,9 +24,9 @@ def test_node_exporter_listens_on_the_private_address_only(host, host_vars, stac
 
 def _fetch(host, url: str):
     """GET ``url`` on the host itself (python3 is on every host; curl is not)."""
-    return host.run("python3 -c 'import sys, urllib.request; "
-                    "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "
-                    + url)
+    script = ("import sys, urllib.request; "
+              "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+    return host.run(f"python3 -c '{script}' {url}")
 
 
 def test_node_exporter_refuses_loopback(host, stack_vars):

@@ -188,9 +188,11 @@ def _alertmanager(**overrides) -> str:
     return _environment().from_string(source.read_text()).render(**_defaults(**overrides))
 
 
-MAIL = {"monitoring_smtp_smarthost": "10.0.0.61:587", "monitoring_smtp_from": "alerts@podium.test",
+MAIL = {"monitoring_smtp_smarthost": "10.0.0.61:587",
+        "monitoring_smtp_from": "alerts@podium.test",
         "monitoring_smtp_username": "alerts@podium.test", "monitoring_smtp_password": "secret",
-        "monitoring_smtp_tls_server_name": "mail.podium.test", "monitoring_mail_to": "ops@podium.test"}
+        "monitoring_smtp_tls_server_name": "mail.podium.test",
+        "monitoring_mail_to": "ops@podium.test"}
 
 
 @pytest.mark.parametrize("settings", [
