@@ -29,12 +29,14 @@ FOR_OVERRIDE = "10s"
 FILL_MOUNT = "/var/lib/podium-fault-disk"
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[float, dict]] = []
+# Webhook payloads received, with the time they arrived.
+RECEIVED: list[tuple[float, dict]] = []
 
-    def do_POST(self):  # noqa: N802 - the stdlib's name
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Receiver.received.append((time.monotonic(), json.loads(body)))
+        RECEIVED.append((time.monotonic(), json.loads(body)))
         self.send_response(200)
         self.end_headers()
 
@@ -88,7 +90,7 @@ def _disk_alert(prometheus: str, host: str) -> dict | None:
 
 
 def _notified(host: str, status: str):
-    for _at, payload in _Receiver.received:
+    for _at, payload in RECEIVED:
         for alert in payload["alerts"]:
             labels = alert["labels"]
             if (labels["alertname"] == "DiskSpaceLow" and labels.get("host") == host
@@ -129,3 +131,59 @@ def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
     _wait("DiskSpaceLow to resolve", lambda: _disk_alert(monitoring, target.name) is None,
           timeout=180)
     print(f"fault undone -> alert gone from Prometheus: {time.monotonic() - emptied:.0f}s")
+
+
+def _post_alerts(alertmanager: str, alerts: list[dict]) -> None:
+    request = urllib.request.Request(f"{alertmanager}/api/v2/alerts",
+                                     data=json.dumps(alerts).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_a_dead_host_sends_one_notification_not_one_per_alert(stack, paths, monitoring):
+    """Stop a host's node exporter: the real HostDown fires; the host's other alerts (posted
+    to Alertmanager as a host's exporters and disks would raise them) are inhibited, and the
+    webhook gets HostDown alone."""
+    target = next(h for h in stack.hosts if "monitoring" not in h.roles)
+    alertmanager = monitoring.replace(":9090", ":9093")
+
+    def on_target(command: str) -> None:
+        result = ssh.run(paths, stack.admin.user, str(target.address), command, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+    consequences = [{"labels": {"alertname": name, "severity": "warning", "host": target.name,
+                                "job": job, "podium_test": "inhibition"},
+                     "annotations": {"summary": "posted by the inhibition test"}}
+                    for name, job in [("TargetDown", "postgres"), ("TargetDown", "redis"),
+                                      ("DiskSpaceLow", "node"), ("MemoryPressure", "node")]]
+    on_target("sudo systemctl stop prometheus-node-exporter")
+    stopped = time.monotonic()
+    try:
+        _wait("HostDown firing", lambda: any(
+            a["labels"]["alertname"] == "HostDown" and a["labels"].get("host") == target.name
+            and a["state"] == "firing"
+            for a in _get(f"{monitoring}/api/v1/alerts")["data"]["alerts"]), timeout=180)
+        print(f"\nnode exporter stopped -> HostDown firing: {time.monotonic() - stopped:.0f}s")
+        _post_alerts(alertmanager, consequences)
+
+        def mine() -> list[dict]:
+            return [a for a in _get(f"{alertmanager}/api/v2/alerts")
+                    if a["labels"].get("podium_test") == "inhibition"]
+
+        inhibited = _wait("the posted alerts to be inhibited", lambda: len(mine()) == 4 and all(
+            a["status"]["inhibitedBy"] for a in mine()) and mine(), timeout=60)
+        assert all(a["status"]["state"] == "suppressed" for a in inhibited)
+        _wait("HostDown at the webhook", lambda: any(
+            a["labels"]["alertname"] == "HostDown" and a["labels"].get("host") == target.name
+            for _at, p in RECEIVED for a in p["alerts"]), timeout=120)
+        # Past group_wait of the posted alerts' groups: nothing of theirs was sent.
+        time.sleep(40)
+        sent = {a["labels"].get("podium_test") for _at, p in RECEIVED
+                for a in p["alerts"]}
+        assert "inhibition" not in sent
+    finally:
+        on_target("sudo systemctl start prometheus-node-exporter")
+        # Resolve the posted alerts at once (an end time in the past).
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        _post_alerts(alertmanager, [{**a, "endsAt": now} for a in consequences])
