@@ -40,6 +40,9 @@ def expected_targets(inventory: dict, monitoring_host: str) -> set[tuple[str, st
     groups = {role: list((child or {}).get("hosts") or {})
               for role, child in everything.get("children", {}).items()}
     expected = {("prometheus", monitoring_host), ("alertmanager", monitoring_host)}
+    # TLS probes (playbooks/group_vars/all/monitoring.yml): edges and mail hosts.
+    for probe in ("edge", "mail"):
+        expected |= {(f"tls-{probe}", member) for member in groups.get(probe, [])}
     for role, entries in everything["vars"]["podium_role_ports"].items():
         members = list(everything["hosts"]) if role == "common" else groups.get(role, [])
         for entry in entries:
@@ -48,7 +51,8 @@ def expected_targets(inventory: dict, monitoring_host: str) -> set[tuple[str, st
     return expected
 
 
-@pytest.mark.parametrize("unit", ["prometheus", "prometheus-alertmanager"])
+@pytest.mark.parametrize("unit", ["prometheus", "prometheus-alertmanager",
+                                  "prometheus-blackbox-exporter"])
 def test_service_running_and_enabled(host, unit):
     service = host.service(unit)
     assert service.is_running
@@ -59,6 +63,11 @@ def test_service_running_and_enabled(host, unit):
 def test_listens_on_the_private_address_only(host, host_vars, port):
     listening = [s for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")]
     assert listening == [f"tcp://{host_vars['podium_private_address']}:{port}"]
+
+
+def test_blackbox_exporter_listens_on_loopback_only(host):
+    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(":9115")]
+    assert listening == ["tcp://127.0.0.1:9115"]
 
 
 def test_alertmanager_does_not_gossip(host):

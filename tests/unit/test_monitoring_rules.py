@@ -137,9 +137,15 @@ GROUPS = {"all": ["db1", "edge1", "mon1", "solo"], "postgres": ["db1"],
 ADDRESSES = {"db1": "10.0.0.41", "edge1": "10.0.0.11", "mon1": "10.0.0.81", "solo": "10.0.0.5"}
 
 
+PROBES = [{"name": "edge", "hosts": ["edge1", "solo"], "port": 443, "server_name": "podium.test"},
+          {"name": "mail", "hosts": ["solo"], "port": 587, "server_name": "mail.podium.test",
+           "starttls": "smtp"}]
+
+
 def _scrape_config() -> dict:
     env = _environment()
     context = {**_defaults(), "monitoring_role_ports": ROLE_PORTS, "groups": GROUPS,
+               "monitoring_tls_probes": PROBES,
                "hostvars": {h: {"podium_private_address": a} for h, a in ADDRESSES.items()},
                "inventory_hostname": "mon1", "monitoring_listen_address": "10.0.0.81",
                "monitoring_external_labels": {"stack": "test"}}
@@ -231,3 +237,22 @@ def test_alertmanager_routing_with_amtool(tmp_path):
     assert route("alertname=HostDown", "severity=critical", "host=web1") == "operator"
     assert route("alertname=Watchdog", "severity=none") == "deadmansswitch"
     assert route("alertname=DiskSpaceLow", "severity=warning") == "operator"
+
+
+def test_tls_probes_go_through_the_loopback_blackbox_exporter():
+    (edge,) = [s for s in _scrape_config()["scrape_configs"] if s["job_name"] == "tls-edge"]
+    assert edge["metrics_path"] == "/probe"
+    assert edge["params"] == {"module": ["tls_edge"]}
+    assert [t["targets"] for t in edge["static_configs"]] == [["10.0.0.11:443"], ["10.0.0.5:443"]]
+    assert edge["relabel_configs"][-1]["replacement"] == "127.0.0.1:9115"
+
+
+def test_blackbox_modules_check_the_certificate_name():
+    source = ROLE / "templates" / "etc" / "prometheus" / "blackbox.yml.j2"
+    modules = yaml.safe_load(_environment().from_string(source.read_text()).render(
+        **_defaults(monitoring_tls_probes=PROBES)))["modules"]
+    assert modules["tls_edge"]["tcp"]["tls"] is True
+    assert modules["tls_edge"]["tcp"]["tls_config"]["server_name"] == "podium.test"
+    steps = modules["tls_mail"]["tcp"]["query_response"]
+    assert {"starttls": True} in steps
+    assert modules["tls_mail"]["tcp"]["tls_config"]["server_name"] == "mail.podium.test"
