@@ -47,8 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cloud stacks: destroy without asking for the stack name (CI)")
 
     p = sub.add_parser("status", help="hosts, roles, addresses and whether they run",
-                       description="Show every lab stack that is up, or only --stack NAME.")
-    p.add_argument("--stack", default=None, metavar="NAME", help="only this stack")
+                       description="Show every lab stack that is up, or only --stack NAME. "
+                       "With --health: the alerts firing and each host's key figures, read "
+                       "from the stack's Prometheus (exit status 1 when one is critical).")
+    p.add_argument("--stack", default=None, metavar="NAME",
+                   help=f"only this stack (--health: default {DEFAULT_STACK})")
+    p.add_argument("--health", action="store_true",
+                   help="firing alerts and per-host figures from Prometheus")
+    p.add_argument("--prometheus", metavar="URL", default=None,
+                   help="with --health: ask this Prometheus instead of the monitoring host's "
+                   "private address (e.g. http://127.0.0.1:9090 through an SSH tunnel)")
 
     p = sub.add_parser("ssh", help="a shell (or a command) on a lab host as the admin user",
                        usage="./podium ssh [--stack NAME] HOST [-- COMMAND ...]",
@@ -155,6 +163,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0 if cloud.down(cloud_stack, assume_yes=args.yes) else 1
         lab.down(args.stack)
     elif args.command == "status":
+        if args.health:
+            from kit import health
+
+            return health.health(args.stack or DEFAULT_STACK, args.prometheus)
         lab.status(args.stack)
     elif args.command == "ssh":
         lab.shell(args.stack, args.host, args.passthrough)

@@ -23,6 +23,11 @@ HOST_PACKAGES = [
     "iproute2",
     "util-linux",
     "ca-certificates",
+    # promtool and amtool, for the unit tier's alert-rule tests. Their daemons are not wanted
+    # here: on a host whose init starts services on install, stop and disable them
+    # (systemctl disable --now prometheus prometheus-alertmanager).
+    "prometheus",
+    "prometheus-alertmanager",
 ]
 
 

@@ -3,7 +3,8 @@
 Run against any stack's generated inventory:
     pytest tests/infra --ansible-inventory=.podium/<stack>/inventory.yml
 Without --ansible-inventory the local stack's inventory is used. Hosts come from the
-inventory ("ansible://all"); each test module narrows them with ``testinfra_hosts``.
+inventory: every host ("ansible://all") unless a test module narrows them with
+``testinfra_hosts`` (e.g. ["ansible://monitoring"]).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"no inventory at {config.option.ansible_inventory}: bring the stack up first "
             "(./podium up) or pass --ansible-inventory=PATH"
         )
-    # No --hosts default: a --hosts value would override every module's testinfra_hosts.
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules without ``testinfra_hosts`` run on every host. (Setting --hosts here instead
+    would override the ``testinfra_hosts`` of role modules such as ["ansible://monitoring"].)"""
+    if not metafunc.config.option.hosts and not hasattr(metafunc.module, "testinfra_hosts"):
+        metafunc.module.testinfra_hosts = ["ansible://all"]
 
 
 @pytest.fixture(scope="session")
