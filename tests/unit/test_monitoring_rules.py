@@ -32,8 +32,12 @@ def _tool(name: str) -> str:
 
 
 def _defaults(**overrides) -> dict:
-    values = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    return {**values, "ansible_managed": "Ansible managed", **overrides}
+    """The role's defaults, plus its internal CA variables as vars/main.yml derives them."""
+    values = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()), **overrides}
+    extra = "/etc/prometheus/podium-extra-ca.pem" if values["monitoring_extra_ca_source"] else ""
+    return {**values, "ansible_managed": "Ansible managed",
+            "__monitoring_smtp_ca": values["monitoring_smtp_ca_file"] or extra,
+            "__monitoring_probe_ca": values["monitoring_probe_ca_file"] or extra}
 
 
 def _environment(**delimiters) -> jinja2.Environment:
@@ -213,6 +217,17 @@ def test_alertmanager_config_passes_amtool(tmp_path, settings):
     path.write_text(_alertmanager(**settings))
     result = _run([_tool("amtool"), "check-config", str(path)], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_extra_ca_is_trusted_for_submission_and_probes():
+    config = yaml.safe_load(_alertmanager(**MAIL, monitoring_extra_ca_source="/x/root.pem"))
+    (mail,) = config["receivers"][0]["email_configs"]
+    assert mail["tls_config"]["ca_file"] == "/etc/prometheus/podium-extra-ca.pem"
+    source = ROLE / "templates" / "etc" / "prometheus" / "blackbox.yml.j2"
+    modules = yaml.safe_load(_environment().from_string(source.read_text()).render(
+        **_defaults(monitoring_tls_probes=PROBES, monitoring_extra_ca_source="/x/root.pem")))
+    assert modules["modules"]["tls_edge"]["tcp"]["tls_config"]["ca_file"] == (
+        "/etc/prometheus/podium-extra-ca.pem")
 
 
 def test_a_dead_host_silences_its_other_alerts():
