@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# The signing selector is set in the mail role's wiring (not in the inventory).
+SELECTOR = yaml.safe_load(
+    (REPO / "playbooks/group_vars/all/mail.yml").read_text())["mail_dkim_selector"]
 
 testinfra_hosts = ["ansible://mail"]
 
@@ -71,8 +77,8 @@ def test_certificate_is_valid_for_the_mx_name_and_chains_to_the_lab_ca(host, sta
 
 def test_signing_key_is_the_published_one(host, stack_vars):
     """The private key OpenDKIM signs with derives the public key in the secrets (and DNS)."""
-    public = (Path(stack_vars["podium_secrets_dir"]) / "dkim" / "podium1.pub").read_text()
+    public = (Path(stack_vars["podium_secrets_dir"]) / "dkim" / f"{SELECTOR}.pub").read_text()
     with host.sudo():
-        derived = host.run("openssl pkey -in /etc/opendkim/keys/podium1.private -pubout")
+        derived = host.run("openssl pkey -in /etc/opendkim/keys/%s.private -pubout", SELECTOR)
     assert derived.rc == 0
     assert derived.stdout.strip() == public.strip()

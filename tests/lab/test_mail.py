@@ -313,3 +313,17 @@ def test_smarthost_path_relays_signed_mail_with_the_configured_login(mail, smart
     assert b"reader@example.org" in relayed["rcpt"][0]
     assert b"DKIM-Signature:" in relayed["data"]
     assert [b"podium", b"sink-password"] in smarthost.logins
+
+
+def test_renewal_by_certbot_alone_reaches_postfix_and_dovecot(stack, paths, mail):
+    """certbot renew (what certbot.timer runs, here forced) gets a new certificate from the
+    ACME CA and the deploy hook reloads the services: both serve the new one, no Ansible."""
+    run = lambda command: _on_mail_host(stack, paths, mail, command, timeout=120)  # noqa: E731
+    renew = run("sudo env REQUESTS_CA_BUNDLE=/etc/podium/acme/api-ca.pem "
+                "certbot renew --force-renewal --no-random-sleep-on-renew --cert-name mail -q")
+    assert renew.returncode == 0, renew.stderr
+    lineage = run("sudo openssl x509 -in /etc/letsencrypt/live/mail/cert.pem -noout -serial")
+    for port, starttls in ((587, "-starttls smtp"), (993, "")):
+        served = run(f"openssl s_client -connect 127.0.0.1:{port} {starttls} </dev/null "
+                     "2>/dev/null | openssl x509 -noout -serial")
+        assert served.stdout == lineage.stdout, port
