@@ -13,9 +13,11 @@ from typing import Any
 
 import pulumi
 
-from kit.dns_records import records
+from kit import dkim
+from kit.dns_records import dkim_from_secrets, records
 from kit.firewall import rules_for
 from kit.providers import NETWORK_ZONES, region_of
+from kit.paths import StackPaths
 from kit.stack import Stack
 
 
@@ -112,7 +114,7 @@ def _build_hetzner(stack: Stack) -> Platform:
     ipv4 = {n: s.ipv4_address for n, s in servers.servers.items()}
     ipv6 = {n: s.ipv6_address for n, s in servers.servers.items()}
     components.append(Zone("zone", ZoneArgs(domain=stack.domain,
-                                            records=records(stack, ipv4, ipv6),
+                                            records=records(stack, ipv4, ipv6, _dkim(stack)),
                                             labels=labels_for(stack))))
     offsite = _offsite(stack)
     components.append(offsite)
@@ -154,7 +156,7 @@ def _build_scaleway(stack: Stack) -> Platform:
     # IPv4 only for now: routed IPv6 at Scaleway is a /64 prefix per server, and which
     # address of it the host answers on is the host's choice (not modelled yet).
     ipv4 = {name: ip.address for name, ip in servers.public_ipv4.items()}
-    dns = Records("zone", RecordsArgs(domain=stack.domain, records=records(stack, ipv4, {})))
+    dns = Records("zone", RecordsArgs(domain=stack.domain, records=records(stack, ipv4, {}, _dkim(stack))))
     components.append(dns)
     components += [
         MailReverseDns(f"{host.name}-rdns", MailReverseDnsArgs(
@@ -167,3 +169,10 @@ def _build_scaleway(stack: Stack) -> Platform:
     components.append(offsite)
     return Platform("scaleway", dict(servers.servers), ipv4, {}, network.network.id,
                     components, offsite_bucket=offsite.bucket_name)
+
+
+def _dkim(stack: Stack):
+    """The DKIM keys the mail role signs with (made by `./podium up` before `pulumi up`)."""
+    if not any("mail" in h.roles for h in stack.hosts):
+        return ()
+    return dkim_from_secrets(StackPaths(stack.name).secrets, dkim.selectors())

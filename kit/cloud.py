@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from kit import inventory
+from kit import dkim, inventory
 from kit.ansible import VENV_BIN, run_playbook, venv_env
 from kit.errors import PodiumError
 from kit.paths import REPO, StackPaths, shown, stack_file
@@ -165,6 +165,12 @@ def up(stack: Stack, run_tests: bool = True, runner: Runner = _run,
     cli = check_prerequisites(stack)
     paths = StackPaths(stack.name)
     paths.state.mkdir(parents=True, exist_ok=True)
+    if any("mail" in h.roles for h in stack.hosts):
+        made = dkim.ensure_keys(paths.secrets)
+        if made:
+            print(f"==> made DKIM key(s) {', '.join(made)} in {shown(paths.secrets)}/dkim "
+                  "(the zone publishes them; keep this folder: docs/decisions/0007-secrets.md)",
+                  file=sys.stderr, flush=True)
     _pulumi(cli, ["stack", "select", "--create", stack.name], "select the Pulumi stack")
     _pulumi(cli, ["up", "--stack", stack.name, "--yes"], "create or update the infrastructure")
     outputs = _pulumi(cli, ["stack", "output", "--json", "--stack",

@@ -94,6 +94,9 @@ def test_up_runs_pulumi_then_writes_the_inventory_then_converges_and_checks(
         [str(VENV_BIN / "pytest"), "-q", "tests/infra", f"--ansible-inventory={inventory}"],
     ]
     assert converged == [paths]
+    # The DKIM keys exist before `pulumi up`, so its first run publishes the record.
+    assert sorted(p.name for p in (paths.secrets / "dkim").iterdir()) == [
+        "podium1.key", "podium1.pub"]
 
 
 def test_up_shows_pulumis_progress(fake_pulumi, tmp_path, monkeypatch, capfd):
@@ -160,3 +163,14 @@ def test_down_yes_skips_the_question_for_ci(fake_pulumi, monkeypatch):
     monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked anyway"))
     assert main(["down", "--stack", "scaleway", "--yes"]) == 0
     assert fake_pulumi() == [["destroy", "--stack", "scaleway", "--yes", "--exclude-protected"]]
+
+
+def test_up_keeps_existing_dkim_keys(fake_pulumi, tmp_path, monkeypatch):
+    _outputs(tmp_path, monkeypatch, "hetzner")
+    stack = load_stack("hetzner")
+    cloud.up(stack, runner=lambda cmd: None, converge=lambda paths: None)
+    key = StackPaths("hetzner").secrets / "dkim" / "podium1.key"
+    first = key.read_bytes()
+    assert key.stat().st_mode & 0o077 == 0
+    cloud.up(stack, runner=lambda cmd: None, converge=lambda paths: None)
+    assert key.read_bytes() == first

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from kit import cloudinit
+from kit import cloudinit, dkim
 from kit.firewall import rules_for
-from kit.paths import STACKS_DIR
+from kit.paths import STACKS_DIR, StackPaths
 from kit.pulumi_mocks import install, settled
 from kit.stack import load_stack
 
@@ -23,8 +23,11 @@ PRIVATE_ONLY_PORTS = {5432, 6432, 6379, 22, 8081, 587, 8432}
 
 
 @pytest.fixture(params=CLOUD_STACKS)
-def built(request):
+def built(request, tmp_path, monkeypatch):
     """(stack, recorder, resources) after running the program for one stack under mocks."""
+    # The stack's DKIM keys, as `./podium up` makes them before `pulumi up`.
+    monkeypatch.setattr(StackPaths, "secrets", property(lambda self: tmp_path / self.stack))
+    dkim.ensure_keys(StackPaths(request.param).secrets)
     recorder = install(request.param)
     from topology import build
 
@@ -254,7 +257,7 @@ def test_load_balancer_targets_exactly_the_app_hosts(built):
 @pulumi.runtime.test
 def test_dns_records_are_the_kits_record_data(built):
     """The zone holds exactly kit.dns_records' records (the data the lab's dns role will serve)."""
-    from kit.dns_records import records
+    from kit.dns_records import dkim_from_secrets, records
 
     stack, recorder, platform = built
     servers = platform.servers
@@ -263,12 +266,15 @@ def test_dns_records_are_the_kits_record_data(built):
     def check(addresses):
         ipv4 = dict(zip(names, addresses[:len(names)], strict=True))
         ipv6 = dict(zip(names, addresses[len(names):], strict=True))
-        want = {(r.name, r.type, tuple(r.values)) for r in records(stack, ipv4, ipv6)}
+        keys = dkim_from_secrets(StackPaths(stack.name).secrets, dkim.selectors())
+        want = {(r.name, r.type, tuple(r.values)) for r in records(stack, ipv4, ipv6, keys)}
         got = {(i["name"], i["type"], tuple(v["value"] for v in i["records"]))
                for _, i in recorder.of_type("hcloud:index/zoneRrset:ZoneRrset")}
         assert got == want
         types = {t for _, t, _ in got}
         assert {"A", "AAAA", "MX", "TXT"} <= types
+        # The DKIM key the mail role signs with is published (the stacks have a mail host).
+        assert any(name == "podium1._domainkey" and kind == "TXT" for name, kind, _ in got)
 
     # Waits for every resource too: the address records are declared once addresses resolve.
     return pulumi.Output.all(*[servers[n].ipv4_address for n in names],

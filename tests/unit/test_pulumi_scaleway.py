@@ -8,10 +8,10 @@ import re
 import pulumi
 import pytest
 
-from kit import cloudinit
-from kit.dns_records import records
+from kit import cloudinit, dkim
+from kit.dns_records import dkim_from_secrets, records
 from kit.firewall import rules_for
-from kit.paths import STACKS_DIR
+from kit.paths import STACKS_DIR, StackPaths
 from kit.pulumi_mocks import install, settled
 from kit.stack import load_stack, role_ports
 
@@ -28,8 +28,11 @@ def test_there_are_scaleway_stacks():
 
 
 @pytest.fixture(params=SCALEWAY_STACKS)
-def built(request):
+def built(request, tmp_path, monkeypatch):
     """(stack, recorder, platform) after running the program for one stack under mocks."""
+    # The stack's DKIM keys, as `./podium up` makes them before `pulumi up`.
+    monkeypatch.setattr(StackPaths, "secrets", property(lambda self: tmp_path / self.stack))
+    dkim.ensure_keys(StackPaths(request.param).secrets)
     recorder = install(request.param)
     from topology import build
 
@@ -233,7 +236,7 @@ def test_dns_records_are_the_kits_record_data(built):
 
     def check(addresses):
         ipv4 = dict(zip(names, addresses, strict=True))
-        want = {(r.name, r.type, unquoted(r)) for r in records(stack, ipv4, {})}
+        want = {(r.name, r.type, unquoted(r)) for r in records(stack, ipv4, {}, _dkim(stack))}
         grouped: dict[tuple[str, str], set] = {}
         for r in _of(recorder, "domain/record:Record").values():
             assert r["dnsZone"] == stack.domain
@@ -377,3 +380,7 @@ def test_offsite_credentials_reach_the_explicit_provider_as_secrets(monkeypatch)
         assert secret(provider["minioPassword"]) == "secret-key"
 
     pulumi.runtime.test(lambda: settled(platform, check))()
+
+
+def _dkim(stack):
+    return dkim_from_secrets(StackPaths(stack.name).secrets, dkim.selectors())
