@@ -16,8 +16,8 @@ import pulumi
 from kit import dkim
 from kit.dns_records import dkim_from_secrets, records
 from kit.firewall import rules_for
-from kit.providers import NETWORK_ZONES, region_of
 from kit.paths import StackPaths
+from kit.providers import NETWORK_ZONES, region_of
 from kit.stack import Stack
 
 
@@ -156,7 +156,8 @@ def _build_scaleway(stack: Stack) -> Platform:
     # IPv4 only for now: routed IPv6 at Scaleway is a /64 prefix per server, and which
     # address of it the host answers on is the host's choice (not modelled yet).
     ipv4 = {name: ip.address for name, ip in servers.public_ipv4.items()}
-    dns = Records("zone", RecordsArgs(domain=stack.domain, records=records(stack, ipv4, {}, _dkim(stack))))
+    dns = Records("zone", RecordsArgs(domain=stack.domain,
+                                      records=records(stack, ipv4, {}, _dkim(stack))))
     components.append(dns)
     components += [
         MailReverseDns(f"{host.name}-rdns", MailReverseDnsArgs(
