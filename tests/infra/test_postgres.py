@@ -1,0 +1,167 @@
+"""The postgres role: primary + streaming replica, PgBouncer, authentication and tuning.
+
+The primary is the first host of the postgres group (the kit's default); every other host
+is a replica. Expected values come from the inventory.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+testinfra_hosts = ["ansible://postgres"]
+
+VERSION = "17"
+UNIT = f"postgresql@{VERSION}-main"
+
+
+@pytest.fixture()
+def role(host, inventory) -> str:
+    name = host.backend.get_hostname()
+    primary = inventory["all"]["children"]["postgres"]["hosts"]
+    return "primary" if name == next(iter(primary)) else "replica"
+
+
+def _sql(host, query: str, database: str = "postgres") -> str:
+    with host.sudo("postgres"):
+        result = host.run("psql -XAtq -d %s -c %s", database, query)
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _secret(stack_vars: dict, name: str) -> str:
+    return (Path(stack_vars["podium_secrets_dir"]) / name).read_text().split()[0]
+
+
+def _listening(host, port: int) -> set[str]:
+    return {s.split("://", 1)[1].rsplit(":", 1)[0]
+            for s in host.socket.get_listening_sockets() if s.endswith(f":{port}")
+            and s.startswith("tcp")}
+
+
+def test_postgresql_running_and_enabled(host):
+    unit = host.service(UNIT)
+    assert unit.is_running
+    assert unit.is_enabled
+
+
+def test_postgresql_listens_only_on_private_address_and_localhost(host, host_vars):
+    assert _listening(host, 5432) == {host_vars["podium_private_address"], "127.0.0.1", "::1"}
+
+
+def test_primary_streams_to_every_replica_with_lag_reported(host, role, inventory):
+    if role != "primary":
+        pytest.skip("pg_stat_replication is read on the primary")
+    rows = _sql(host, "SELECT client_addr, state, pg_wal_lsn_diff(sent_lsn, replay_lsn) "
+                      "FROM pg_stat_replication")
+    streaming = {line.split("|")[0]: line.split("|")[1:] for line in rows.splitlines()}
+    hosts = inventory["all"]["hosts"]
+    replicas = list(inventory["all"]["children"]["postgres"]["hosts"])[1:]
+    assert replicas, "the stack has no replica"
+    for name in replicas:
+        state, lag_bytes = streaming[hosts[name]["podium_private_address"]]
+        assert state == "streaming"
+        assert float(lag_bytes) >= 0
+
+
+def test_replica_slot_is_active_on_the_primary(host, role, inventory):
+    if role != "primary":
+        pytest.skip("slots live on the primary")
+    slots = dict(line.split("|") for line in _sql(
+        host, "SELECT slot_name, active FROM pg_replication_slots").splitlines())
+    for name in list(inventory["all"]["children"]["postgres"]["hosts"])[1:]:
+        assert slots[name.replace("-", "_")] == "t"
+
+
+def test_recovery_mode_matches_the_role(host, role):
+    assert _sql(host, "SELECT pg_is_in_recovery()") == ("t" if role == "replica" else "f")
+
+
+def test_replica_reports_its_lag_to_the_app(host, role):
+    """podium_ops.replica_lag_seconds(): a number (NULL would mean not streaming)."""
+    lag = _sql(host, "SELECT podium_ops.replica_lag_seconds()", "podium")
+    assert lag != ""
+    assert 0 <= float(lag) < 60
+
+
+def test_replica_replays_what_the_primary_writes(host, role, inventory):
+    if role != "replica":
+        pytest.skip("checked from each replica")
+    primary = host.get_host(
+        f"ansible://{next(iter(inventory['all']['children']['postgres']['hosts']))}",
+        ansible_inventory=host.backend.ansible_inventory)
+    # A WAL record that touches no table: the replica must replay past its position.
+    lsn = _sql(primary, "SELECT pg_current_wal_insert_lsn() FROM "
+                        "pg_logical_emit_message(false, 'podium-test', 'probe')")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if _sql(host, f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == "t":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the replica did not replay up to {lsn} within 20 s")
+
+
+def test_replica_refuses_writes(host, role):
+    if role != "replica":
+        pytest.skip("replicas only")
+    with host.sudo("postgres"):
+        result = host.run("psql -XAtq -d podium -c 'CREATE TABLE podium_ops.probe (x int)'")
+    assert result.rc != 0
+    assert "read-only transaction" in result.stderr
+
+
+def test_every_password_is_scram(host, role):
+    if role != "primary":
+        pytest.skip("roles are read on the primary")
+    assert _sql(host, "SELECT count(*) FROM pg_authid WHERE rolpassword IS NOT NULL "
+                      "AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'") == "0"
+    assert _sql(host, "SHOW password_encryption") == "scram-sha-256"
+
+
+def test_shared_buffers_follow_the_host_memory(host):
+    mem_mb = int(host.file("/proc/meminfo").content_string.split()[1]) // 1024
+    expected = min(mem_mb // 4, 16384)
+    with host.sudo("postgres"):
+        value = host.run("psql -XAtq -c \"SELECT setting::bigint * 8 / 1024 FROM pg_settings "
+                         "WHERE name = 'shared_buffers'\"").stdout.strip()
+    assert abs(int(value) - expected) <= 1
+
+
+def test_pg_hba_refuses_hosts_that_are_not_app_hosts(host_vars):
+    """From the controller (on the private network, not an app host): no pg_hba entry."""
+    user, database = b"podium", b"podium"
+    body = struct.pack("!i", 196608) + b"user\0" + user + b"\0database\0" + database + b"\0\0"
+    with socket.create_connection((host_vars["podium_private_address"], 5432), timeout=5) as s:
+        s.sendall(struct.pack("!i", len(body) + 4) + body)
+        reply = s.recv(4096)
+    assert reply[:1] == b"E"
+    assert b"no pg_hba.conf entry" in reply
+
+
+def test_pgbouncer_runs_only_on_the_primary(host, role, host_vars):
+    if role == "primary":
+        assert host.service("pgbouncer").is_running
+        assert host.service("pgbouncer").is_enabled
+        assert _listening(host, 6432) == {host_vars["podium_private_address"], "127.0.0.1"}
+    else:
+        assert not _listening(host, 6432)
+
+
+def test_pgbouncer_answers_in_transaction_mode(host, role, stack_vars):
+    if role != "primary":
+        pytest.skip("PgBouncer runs on the primary")
+    password = _secret(stack_vars, "postgres-app")
+    query = host.run(
+        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d podium -c 'SELECT 41 + 1'",
+        password)
+    assert query.rc == 0, query.stderr
+    assert query.stdout.strip() == "42"
+    pools = host.run("PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d pgbouncer "
+                     "-c 'SHOW POOLS'", password)
+    assert pools.rc == 0, pools.stderr
+    assert any(line.startswith("podium|podium|") and "|transaction" in line
+               for line in pools.stdout.splitlines())
