@@ -79,7 +79,7 @@ def records(stack: Stack, ipv4: dict[str, Any], ipv6: dict[str, Any],
             dkim: Sequence[Dkim] = ()) -> list[Record]:
     """Records for ``stack`` given each host's public addresses (host name -> address).
 
-    ``dkim``: the DKIM keys to publish (the active selector and any being retired, see
+    ``dkim``: the DKIM keys to publish (the active selector and any standby ones, see
     docs/runbooks/dkim-rotation.md); nothing is published for DKIM when it is empty.
     """
     domain = stack.domain

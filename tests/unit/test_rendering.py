@@ -99,3 +99,51 @@ def test_dns_records_point_the_platform_at_the_edges_and_mail_at_the_mail_host()
     assert by_key[("_mta-sts", "TXT")][0].startswith('"v=STSv1;')
     assert by_key[("_smtp._tls", "TXT")][0].startswith('"v=TLSRPTv1;')
     assert by_key[("db1", "A")] == ("10.213.0.41",)
+
+
+def test_dkim_record_is_published_at_its_selector_split_into_txt_strings():
+    from kit.dns_records import Dkim, records
+
+    stack = load_stack("local")
+    ipv4 = {h.name: str(h.address) for h in stack.hosts}
+    body = "A" * 392  # the length of a 2048-bit RSA public key in base64
+    pem = "-----BEGIN PUBLIC KEY-----\n" + "\n".join(
+        body[i:i + 64] for i in range(0, len(body), 64)) + "\n-----END PUBLIC KEY-----\n"
+    by_key = {(r.name, r.type): r.values for r in records(stack, ipv4, {}, dkim=[Dkim("s1", pem)])}
+    (value,) = by_key[("s1._domainkey", "TXT")]
+    strings = value[1:-1].split('" "')
+    assert all(len(s) <= 255 for s in strings)
+    assert "".join(strings) == "v=DKIM1; k=rsa; p=" + body
+    assert ("s1._domainkey", "TXT") not in {(r.name, r.type) for r in records(stack, ipv4, {})}
+
+
+def test_dkim_from_secrets_reads_only_the_keys_that_exist(tmp_path):
+    from kit.dns_records import dkim_from_secrets
+
+    (tmp_path / "dkim").mkdir()
+    (tmp_path / "dkim" / "new.pub").write_text(
+        "-----BEGIN PUBLIC KEY-----\nQUJD\n-----END PUBLIC KEY-----\n")
+    assert [k.selector for k in dkim_from_secrets(tmp_path, ["new", "missing"])] == ["new"]
+
+
+def test_ptr_records_map_each_lab_address_back_to_its_host():
+    from kit.dns_records import ptr_records, reverse_zone
+
+    stack = load_stack("local")
+    ipv4 = {h.name: str(h.address) for h in stack.hosts}
+    assert reverse_zone("10.213.0.0/24") == "0.213.10.in-addr.arpa"
+    assert reverse_zone("10.20.0.0/16") == "20.10.in-addr.arpa"
+    ptr = {r.name: r.values for r in ptr_records(stack, ipv4)}
+    mail = next(h for h in stack.hosts if "mail" in h.roles)
+    assert ptr[str(mail.address).split(".")[-1]] == (f"{mail.name}.podium.test.",)
+    assert len(ptr) == len(stack.hosts)
+
+
+def test_inventory_carries_the_zone_for_the_lab_dns_role():
+    stack = load_stack("local-mini")
+    built = inventory.build(stack, StackPaths("local-mini"), LAB_KEY)["all"]["vars"]
+    types = {(r["name"], r["type"]) for r in built["podium_dns_records"]}
+    assert {("@", "MX"), ("_dmarc", "TXT"), ("solo", "A")} <= types
+    assert built["podium_dns_reverse_zone"] == "1.213.10.in-addr.arpa"
+    assert built["podium_dns_reverse_records"] == [
+        {"name": "10", "type": "PTR", "values": ["solo.podium.test."], "ttl": 300}]

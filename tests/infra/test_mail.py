@@ -1,0 +1,84 @@
+"""The mail role: Postfix, Dovecot and OpenDKIM running; only 25, 587 and 993 reachable from
+another lab host (ports the role does not own closed); the certificate valid for the MX name
+and chaining to the lab CA; the DKIM key in use is the one published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# The signing selector is set in the mail role's wiring (not in the inventory).
+SELECTOR = yaml.safe_load(
+    (REPO / "playbooks/group_vars/all/mail.yml").read_text())["mail_dkim_selector"]
+
+testinfra_hosts = ["ansible://mail"]
+
+
+@pytest.mark.parametrize("service", ["postfix", "dovecot", "opendkim", "fail2ban"])
+def test_mail_services_are_running_and_enabled(host, service):
+    assert host.service(service).is_running
+    assert host.service(service).is_enabled
+
+
+@pytest.mark.parametrize("port", [25, 587, 993])
+def test_mail_ports_listen_on_every_address(host, port):
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+@pytest.mark.parametrize("port", [110, 143, 465, 995, 8891])
+def test_no_other_mail_port_listens_outside_loopback(host, port):
+    for prefix in ("0.0.0.0", "::"):
+        assert not host.socket(f"tcp://{prefix}:{port}").is_listening
+
+
+def test_dkim_milter_listens_on_loopback_only(host):
+    assert host.socket("tcp://127.0.0.1:8891").is_listening
+
+
+def _other_host(pytestconfig, stack_vars, host_vars):
+    """A lab host that is not the mail host, to probe its ports from the network."""
+    me = host_vars["podium_private_address"]
+    others = [h for h in stack_vars["podium_hosts"] if h["address"] != me]
+    if not others:
+        pytest.skip("the stack has one host: nothing to probe from")
+    inventory = pytestconfig.option.ansible_inventory
+    return testinfra.get_host(f"ansible://{others[0]['name']}?ansible_inventory={inventory}")
+
+
+@pytest.mark.parametrize(("port", "open_"), [
+    (25, True), (587, True), (993, True),
+    (22, False),  # SSH: the operator's addresses only
+    (143, False), (110, False), (465, False), (8891, False), (15000, False),
+])
+def test_from_another_host_only_the_mail_ports_answer(pytestconfig, stack_vars, host_vars,
+                                                      port, open_):
+    other = _other_host(pytestconfig, stack_vars, host_vars)
+    probe = other.run("timeout 3 bash -c %s",
+                      f"</dev/tcp/{host_vars['podium_private_address']}/{port}")
+    assert (probe.rc == 0) is open_, probe
+
+
+@pytest.mark.parametrize(("port", "starttls"), [(25, "smtp"), (587, "smtp"), (993, None)])
+def test_certificate_is_valid_for_the_mx_name_and_chains_to_the_lab_ca(host, stack_vars,
+                                                                       port, starttls):
+    name = f"{host.backend.get_hostname()}.{stack_vars['podium_domain']}"
+    with host.sudo():
+        result = host.run(
+            "openssl s_client -connect 127.0.0.1:%s " + ("-starttls smtp " if starttls else "")
+            + "-servername %s -verify_hostname %s -CAfile /etc/podium/acme/root.pem "
+            "-verify_return_error -brief </dev/null", str(port), name, name)
+    assert result.rc == 0, result.stderr
+    assert "Verification: OK" in result.stderr
+
+
+def test_signing_key_is_the_published_one(host, stack_vars):
+    """The private key OpenDKIM signs with derives the public key in the secrets (and DNS)."""
+    public = (Path(stack_vars["podium_secrets_dir"]) / "dkim" / f"{SELECTOR}.pub").read_text()
+    with host.sudo():
+        derived = host.run("openssl pkey -in /etc/opendkim/keys/%s.private -pubout", SELECTOR)
+    assert derived.rc == 0
+    assert derived.stdout.strip() == public.strip()

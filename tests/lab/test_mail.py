@@ -1,0 +1,315 @@
+"""The platform's mail end to end, from the controller (a host on the lab network other than
+the mail host): submission with TLS and SASL, DKIM verified against the lab DNS, no open
+relay, no AUTH without TLS, no foreign senders, the queue surviving a Postfix restart, hard
+bounces reaching the bounce mailbox, the smarthost path.
+
+Needs the stack named by PODIUM_STACK up with a mail host (and dns/acme hosts).
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.utils
+import imaplib
+import json
+import smtplib
+import socketserver
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from kit import ssh
+from kit.paths import REPO
+
+
+@pytest.fixture(scope="module")
+def mail(stack, paths):
+    hosts = [h for h in stack.hosts if "mail" in h.roles]
+    if not hosts:
+        pytest.skip("the stack has no mail host")
+    host = hosts[0]
+    root = paths.state / "acme" / "root.pem"
+    context = ssl.create_default_context(cafile=str(root)) if root.is_file() else None
+    return {
+        "address": str(host.address),
+        "name": f"{host.name}.{stack.domain}",
+        "domain": stack.domain,
+        "context": context,
+        "password": lambda account: (paths.secrets / f"mail-{account}").read_text().strip(),
+    }
+
+
+def _on_mail_host(stack, paths, mail, command: str, stdin: str | None = None,
+                  timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ssh", *ssh.base_args(paths, True), f"{stack.admin.user}@{mail['address']}", command],
+        input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+class _Smtp(smtplib.SMTP):
+    """Connects by address, verifies the certificate for the MX name (no DNS on the controller)."""
+
+    def __init__(self, mail: dict, port: int) -> None:
+        super().__init__(mail["address"], port, local_hostname="controller.lab.invalid", timeout=30)
+        self._host = mail["name"]
+
+
+class _Imap(imaplib.IMAP4_SSL):
+    def __init__(self, mail: dict) -> None:
+        self._name = mail["name"]
+        super().__init__(mail["address"], 993, ssl_context=mail["context"], timeout=30)
+
+    def _create_socket(self, timeout):
+        sock = imaplib.IMAP4._create_socket(self, timeout)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self._name)
+
+
+def _message(mail: dict, to: str, sender: str = "app") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = f"{sender}@{mail['domain']}"
+    message["To"] = to
+    message["Subject"] = f"podium lab test {uuid.uuid4()}"
+    message["Message-ID"] = email.utils.make_msgid(domain=mail["domain"])
+    message["Date"] = email.utils.formatdate()
+    message.set_content("Confirm your address: https://podium.test/confirm/abc\n")
+    return message
+
+
+def _submit(mail: dict, message: EmailMessage, envelope_from: str | None = None) -> None:
+    with _Smtp(mail, 587) as smtp:
+        smtp.starttls(context=mail["context"])
+        smtp.login(f"app@{mail['domain']}", mail["password"]("app"))
+        smtp.send_message(message, from_addr=envelope_from or f"bounce@{mail['domain']}")
+
+
+def _wait_in_mailbox(mail: dict, account: str, needle: str, timeout: float = 60) -> bytes:
+    """The raw message in ``account``'s INBOX whose text contains ``needle``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _Imap(mail) as imap:
+            imap.login(f"{account}@{mail['domain']}", mail["password"](account))
+            imap.select("INBOX", readonly=True)
+            _, found = imap.search(None, "TEXT", f'"{needle}"')
+            if found[0]:
+                _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
+                return data[0][1]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no message containing {needle!r} in {account}'s mailbox "
+                                 f"after {timeout:.0f}s")
+        time.sleep(1)
+
+
+def test_submitted_mail_is_delivered_and_read_back_over_imaps(mail):
+    message = _message(mail, f"postmaster@{mail['domain']}")
+    _submit(mail, message)
+    raw = _wait_in_mailbox(mail, "postmaster", message["Subject"])
+    assert message["Message-ID"].encode() in raw
+
+
+def test_dkim_signature_verifies_against_the_key_in_the_lab_dns(stack, paths, mail):
+    """opendkim-testmsg on the mail host fetches the key from the lab DNS and checks the
+    signature of the message as delivered."""
+    message = _message(mail, f"postmaster@{mail['domain']}")
+    _submit(mail, message)
+    raw = _wait_in_mailbox(mail, "postmaster", message["Subject"])
+    assert b"DKIM-Signature:" in raw and f"d={mail['domain']};".encode() in raw
+    # Drop the headers added after signing (delivery), as a receiver sees the message.
+    received = email.message_from_bytes(raw)
+    del received["Return-Path"], received["Delivered-To"]
+    result = _on_mail_host(stack, paths, mail, "/usr/sbin/opendkim-testmsg",
+                           stdin=received.as_bytes().decode())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_spf_record_authorises_the_mail_hosts_address(stack, paths, mail):
+    """SPF for the envelope sender's domain (v=spf1 mx -all) allows the mail host's address:
+    the MX name resolves, through the lab DNS, to the address the host sends from."""
+    spf = _on_mail_host(stack, paths, mail, f"dig +short {mail['domain']} TXT")
+    assert '"v=spf1 mx -all"' in spf.stdout.split("\n")
+    mx = _on_mail_host(stack, paths, mail, f"dig +short {mail['domain']} MX").stdout.split()
+    address = _on_mail_host(stack, paths, mail, f"dig +short {mx[-1]} A").stdout.split()
+    assert address == [mail["address"]]
+
+
+def test_unauthenticated_mail_to_a_foreign_domain_is_refused(mail):
+    with _Smtp(mail, 25) as smtp:
+        smtp.starttls(context=mail["context"])
+        smtp.ehlo()
+        smtp.mail(f"someone@{mail['domain']}")
+        code, reply = smtp.rcpt("victim@example.org")
+    assert code == 554 and b"Relay access denied" in reply
+
+
+def test_submission_refuses_auth_before_starttls(mail):
+    with _Smtp(mail, 587) as smtp:
+        smtp.ehlo()
+        assert not smtp.has_extn("auth")
+        code, reply = smtp.docmd("AUTH", "PLAIN AGFwcABwYXNzd29yZA==")
+    assert code == 530 and b"STARTTLS" in reply
+
+
+def test_port_25_never_offers_auth(mail):
+    with _Smtp(mail, 25) as smtp:
+        smtp.starttls(context=mail["context"])
+        smtp.ehlo()
+        assert not smtp.has_extn("auth")
+
+
+def _unban(stack, paths, mail) -> None:
+    _on_mail_host(stack, paths, mail, "sudo fail2ban-client unban --all")
+
+
+def test_submission_refuses_a_wrong_password(stack, paths, mail):
+    try:
+        with _Smtp(mail, 587) as smtp:
+            smtp.starttls(context=mail["context"])
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                smtp.login(f"app@{mail['domain']}", "not-the-password")
+    finally:
+        _unban(stack, paths, mail)  # the failure counts towards a ban of the controller
+
+
+def test_sasl_brute_force_gets_the_client_banned(stack, paths, mail):
+    """fail2ban's postfix-sasl jail bans the address after mail_fail2ban_maxretry failures
+    (default 5; earlier failures of this run may count too): its connections are refused."""
+    banned = False
+    try:
+        for _ in range(12):
+            try:
+                with _Smtp(mail, 587) as smtp:
+                    smtp.starttls(context=mail["context"])
+                    with pytest.raises(smtplib.SMTPAuthenticationError):
+                        smtp.login(f"app@{mail['domain']}", "guess")
+            except ConnectionRefusedError:
+                banned = True
+                break
+            time.sleep(1)
+        assert banned, "the client was never banned"
+    finally:
+        _unban(stack, paths, mail)
+
+
+def test_submission_refuses_another_accounts_sender(mail):
+    with _Smtp(mail, 587) as smtp:
+        smtp.starttls(context=mail["context"])
+        smtp.login(f"app@{mail['domain']}", mail["password"]("app"))
+        smtp.mail(f"postmaster@{mail['domain']}")
+        code, reply = smtp.rcpt(f"abuse@{mail['domain']}")
+    assert code == 553 and b"not owned by user" in reply
+
+
+def test_mail_queued_while_delivery_is_down_survives_a_postfix_restart(stack, paths, mail):
+    """Dovecot (delivery and SASL) stopped: inbound mail on port 25 waits in Postfix's queue;
+    Postfix stops and starts again; delivery returns; the message arrives. (Mail the app sends
+    while the mail host is down waits in the app's own queue: the app's side.)"""
+    run = lambda command: _on_mail_host(stack, paths, mail, command)  # noqa: E731
+    message = _message(mail, f"abuse@{mail['domain']}", sender="reporter")
+    assert run("sudo systemctl stop dovecot").returncode == 0
+    try:
+        with _Smtp(mail, 25) as smtp:
+            smtp.starttls(context=mail["context"])
+            smtp.send_message(message, from_addr="reporter@example.org")
+        time.sleep(2)
+        queue = run("sudo postqueue -j").stdout
+        assert f"abuse@{mail['domain']}" in queue, "the message should wait in the queue"
+        assert run("sudo systemctl restart postfix").returncode == 0
+        assert f"abuse@{mail['domain']}" in run("sudo postqueue -j").stdout
+    finally:
+        assert run("sudo systemctl start dovecot").returncode == 0
+    run("sudo postqueue -f")
+    raw = _wait_in_mailbox(mail, "abuse", message["Subject"], timeout=90)
+    assert message["Message-ID"].encode() in raw
+
+
+def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
+    """The app sends with envelope sender bounce@: a message to an address that does not exist
+    comes back as a DSN naming the failed recipient (the interface the app reads)."""
+    missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
+    _submit(mail, _message(mail, missing))
+    raw = _wait_in_mailbox(mail, "bounce", missing)
+    report = email.message_from_bytes(raw)
+    assert report.get_content_type() == "multipart/report"
+    status = next(p for p in report.walk() if p.get_content_type() == "message/delivery-status")
+    text = status.as_string()
+    assert f"Final-Recipient: rfc822; {missing}" in text
+    assert "Action: failed" in text and "Status: 5." in text
+
+
+class _SinkHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP for Postfix's client: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+
+    def handle(self) -> None:
+        sink = self.server
+        self.wfile.write(b"220 sink.lab.invalid ESMTP\r\n")
+        envelope: dict = {"rcpt": []}
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.wfile.write(b"250-sink.lab.invalid\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+            elif verb == b"AUTH":
+                parts = line.split()
+                sink.logins.append(base64.b64decode(parts[2]).split(b"\0")[1:])
+                self.wfile.write(b"235 2.7.0 ok\r\n")
+            elif verb == b"MAIL":
+                envelope = {"from": line, "rcpt": []}
+                self.wfile.write(b"250 2.1.0 ok\r\n")
+            elif verb == b"RCPT":
+                envelope["rcpt"].append(line)
+                self.wfile.write(b"250 2.1.5 ok\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go ahead\r\n")
+                data = b"".join(iter(lambda: self.rfile.readline(), b".\r\n"))
+                sink.messages.append({**envelope, "data": data})
+                self.wfile.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture()
+def smarthost(stack, paths):
+    """An SMTP sink on the controller's bridge address, and the mail host converged to relay
+    through it with a login; converged back to direct delivery afterwards."""
+    server = socketserver.ThreadingTCPServer((stack.gateway, 2525), _SinkHandler)
+    server.daemon_threads = True
+    server.messages, server.logins = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    mail_hosts = ",".join(h.name for h in stack.hosts if "mail" in h.roles)
+    relay = {"mail_relayhost": f"[{stack.gateway}]:2525", "mail_relayhost_username": "podium",
+             "mail_relayhost_password": "sink-password", "mail_relayhost_tls": "may"}
+
+    def converge(extra: dict) -> None:
+        result = subprocess.run(
+            [str(REPO / ".venv/bin/ansible-playbook"), "playbooks/site.yml", "-i",
+             str(paths.inventory), "--limit", mail_hosts, "-e", json.dumps(extra)],
+            cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stdout[-3000:]
+
+    try:
+        converge(relay)
+        yield server
+    finally:
+        converge({})
+        server.shutdown()
+        server.server_close()
+
+
+def test_smarthost_path_relays_signed_mail_with_the_configured_login(mail, smarthost):
+    message = _message(mail, "reader@example.org")
+    _submit(mail, message)
+    deadline = time.monotonic() + 60
+    while not any(message["Message-ID"].encode() in m["data"] for m in smarthost.messages):
+        assert time.monotonic() < deadline, "nothing reached the smarthost"
+        time.sleep(1)
+    relayed = next(m for m in smarthost.messages if message["Message-ID"].encode() in m["data"])
+    assert b"reader@example.org" in relayed["rcpt"][0]
+    assert b"DKIM-Signature:" in relayed["data"]
+    assert [b"podium", b"sink-password"] in smarthost.logins
