@@ -86,3 +86,29 @@ def test_ruff_is_clean():
     result = subprocess.run([str(BIN / "ruff"), "check", "."], capture_output=True, text=True,
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(("role", "variables", "named"), [
+    ("media", {"media_listen_address": "10.0.0.51", "media_writers": []}, "media_writers"),
+    ("media", {"media_listen_address": "203.0.113.5", "media_writers": ["10.0.0.31"]},
+     "media_listen_address"),
+    ("proxy", {"proxy_listen_address": "10.0.0.20", "proxy_servers": []}, "proxy_servers"),
+    ("proxy", {"proxy_listen_address": "10.0.0.20", "proxy_servers": [{"name": "app1"}]},
+     "proxy_servers"),
+    ("edge", {"edge_platform_upstreams": [], "edge_media_upstreams": ["10.0.0.51:8081"]},
+     "edge_platform_upstreams"),
+    ("edge", {"edge_platform_upstreams": ["10.0.0.20"], "edge_media_upstreams": ["10.0.0.51:8081"]},
+     "edge_platform_upstreams"),
+    ("edge", {"edge_platform_upstreams": ["10.0.0.20:8080"],
+              "edge_media_upstreams": ["10.0.0.51:8081"], "edge_certificate_source": "bought"},
+     "edge_certificate_source"),
+])
+def test_platform_roles_reject_bad_variables_before_changing_anything(tmp_path, role, variables,
+                                                                      named):
+    plays = [{"name": f"Apply {role} with a bad variable", "hosts": "all",
+              "gather_facts": False, "vars": variables, "roles": [role]}]
+    result, report = _playbook(tmp_path, plays)
+    assert result.returncode != 0
+    (failure,) = report["failures"]
+    assert named in failure["message"]
+    assert report["changed"] == []
