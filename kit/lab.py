@@ -181,12 +181,17 @@ def print_summary(stack: Stack, paths: StackPaths, progress: Progress) -> None:
         f"Checks:     pytest tests/infra --ansible-inventory={paths.inventory.relative_to(REPO)}",
     ]
     edges = [h for h in stack.hosts if "edge" in h.roles]
-    if (REPO / "roles" / "edge").is_dir() and edges:
-        out.append(f"Platform:   https://{stack.domain}/ (edges: "
-                   + ", ".join(str(h.address) for h in edges) + ")")
+    if edges:
+        ca = (paths.state / "acme" / "root.pem").relative_to(REPO)
+        out.append(f"Platform:   https://{stack.domain}/ on the edges "
+                   + ", ".join(str(h.address) for h in edges)
+                   + " (the lab's name and CA: the lab DNS serves the name, and the CA root is "
+                   f"{ca})")
+        out.append(f"Try:        curl --cacert {ca} "
+                   f"--resolve {stack.domain}:443:{edges[0].address} "
+                   f"https://{stack.domain}/healthz")
     else:
-        out.append("Platform:   not served yet: the edge and app roles do not exist yet, so "
-                   "hosts have the common baseline only")
+        out.append("Platform:   this stack has no edge host, so nothing is served to browsers")
     print("\n".join(out), flush=True)
 
 
