@@ -74,9 +74,9 @@ def shot(page: Page, name: str) -> None:
 
 def log_in(page: Page, server: str, username: str, password: str) -> None:
     page.goto(f"{server}/login")
-    page.get_by_label("Username or email").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.locator("#username").fill(username)  # by id: the labels follow the language
+    page.locator("#password").fill(password)
+    page.locator("main form button[type=submit]").click()
     page.wait_for_url(f"{server}/home")
 
 
@@ -189,3 +189,32 @@ def test_phone_viewport_has_no_sideways_scroll(browser, server, make_user, post)
     shot(page, "08-phone-post")
     assert wide == [], f"pages scroll sideways (path, pixels): {wide}"
     context.close()
+
+
+def test_pages_pass_axe_accessibility_checks(browser, server, make_user, post):
+    """axe-core 4.x (bundled by axe-playwright-python) on the main pages, English and
+    Arabic: WCAG 2.x A/AA rules including colour contrast, labels, landmarks, lang."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    alice = in_thread(make_user, "alice", publisher=True)
+    st = post(alice, "Accessible #news https://example.org/")
+    axe = Axe()
+    found = {}
+    for locale in ("en", "ar"):
+        context = browser.new_context(extra_http_headers={"Accept-Language": locale})
+        page = context.new_page()
+        paths = ["/", "/public", "/tags/news", "/@alice", urlparse(st["url"]).path,
+                 "/signup", "/login", "/password/reset"]
+        for path in paths:
+            page.goto(f"{server}{path}")
+            violations = axe.run(page).response["violations"]
+            if violations:
+                found[(locale, path)] = [(v["id"], v["impact"]) for v in violations]
+        log_in(page, server, "alice", "correct horse battery")
+        for path in ("/home", "/notifications", "/settings"):
+            page.goto(f"{server}{path}")
+            violations = axe.run(page).response["violations"]
+            if violations:
+                found[(locale, path)] = [(v["id"], v["impact"]) for v in violations]
+        context.close()
+    assert found == {}
