@@ -11,7 +11,6 @@ import contextlib
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -36,8 +35,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from kit.appservices import AppServices, free_port
 
 SECRET = "test-secret-key-" + "x" * 32
-# arq calls redis-py's deprecated close() on shutdown; nothing of ours.
-warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+
+
+def pytest_configure(config):
+    # arq calls redis-py's deprecated close() on shutdown; nothing of ours.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Call to deprecated close:DeprecationWarning")
 
 
 @dataclass
