@@ -341,6 +341,13 @@ def test_moderation_pages_are_for_staff_only(web, web2, make_user, client):
     web2.login("mod")
     page = web2.get("/moderation")
     assert page.status_code == 200 and "spam links" in page.text and "Audit log" in page.text
+    action = re.search(r'action="(/moderation/reports/\d+/suspend)"', page.text).group(1)
+    assert web.submit("/home", action, {}).status_code == 403  # a member cannot act
+    assert web2.submit("/moderation", action, {}).status_code == 303
+    after = web2.get("/moderation").text
+    assert "spam links" not in after  # the report is closed
+    assert "suspend" in after and "bob" in after  # and audited
+    assert web.get("/@bob").status_code == 404
 
 
 # --- sharing, oEmbed, feeds ------------------------------------------------------------

@@ -594,6 +594,36 @@ async def moderation_queue(request: Request, session: Session, viewer: Viewer) -
                        people=people, audit=audit, actors=actors)
 
 
+@router.post("/moderation/reports/{report_id}/{action}")
+async def moderation_action(request: Request, session: Session, viewer: Viewer,
+                            report_id: str, action: str) -> Response:
+    """resolve: close the report; suspend: suspend the reported account and close it.
+    The services decide who may act on whom (rank) and write the audit log."""
+    if viewer is None:
+        return _login_redirect(request)
+    try:
+        await _form(request)
+    except ApiError:
+        return _csrf_refusal(request, viewer)
+    lang = _lang(request, viewer)
+    if not moderation_service.is_staff(viewer) or action not in ("resolve", "suspend"):
+        return render.page(request, "error.html", lang, viewer=viewer, status_code=403,
+                           message=lang.gettext("This page is for moderators."))
+    parsed = ids.parse(report_id[:40])
+    report = await session.get(Report, parsed) if parsed else None
+    if report is None:
+        raise ApiError(404, "Record not found")
+    if action == "suspend":
+        target = await session.get(Account, report.target_account_id)
+        if target is None:
+            raise ApiError(404, "Record not found")
+        await moderation_service.suspend(session, viewer, target, report)
+    else:
+        await moderation_service.resolve(session, viewer, report)
+    await session.commit()
+    return _redirect("/moderation")
+
+
 # --- feeds and oEmbed --------------------------------------------------------------------
 
 async def _feed(request: Request, session, title: str, page_url: str, self_url: str,
