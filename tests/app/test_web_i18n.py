@@ -70,7 +70,9 @@ def test_placeholders_survive_translation(code):
         strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
         wanted = set(re.findall(r"%\((\w+)\)s", ids[-1]))
         for text in filter(None, strings):  # empty: untranslated, gettext shows the source
-            assert set(re.findall(r"%\((\w+)\)s", text)) == wanted, (code, entry.id)
+            found = set(re.findall(r"%\((\w+)\)s", text))
+            # A plural form may spell its number out ("ردّ واحد": one reply).
+            assert found == wanted or (len(ids) == 2 and found <= wanted), (code, entry.id)
 
 
 @pytest.mark.parametrize(("header", "expected"), [
