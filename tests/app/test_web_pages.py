@@ -278,6 +278,22 @@ def test_password_reset_by_mail_ends_the_old_session(web, web2, make_user, sink,
     assert web2.get("/home").status_code == 303  # the old session is gone
 
 
+def test_the_apis_reset_mail_link_opens_the_web_form(web, client, sink, drain, make_user):
+    make_user("alice")
+    client.post("/api/v1/podium/password/reset", json={"email": "alice@example.org"})
+    drain()
+    link = urlparse(re.search(r"https://\S+reset_password_token=\S+",
+                              sink.wait_for("alice@example.org").get_content()).group(0))
+    token = parse_qs(link.query)["reset_password_token"][0]
+    form = web.get(f"{link.path}?{link.query}")
+    assert form.status_code == 200 and f'value="{token}"' in form.text
+    done = web.request("POST", "/password/edit", data={
+        "csrf_token": CSRF_RE.search(form.text).group(1), "token": token,
+        "password": "another good one"})
+    assert done.status_code == 303
+    web.login("alice", "another good one")
+
+
 def test_settings_change_profile_and_language(web, make_user):
     make_user("alice")
     web.login("alice")

@@ -520,10 +520,13 @@ async def reset_request(request: Request, session: Session, viewer: Viewer) -> R
 
 
 @router.get("/password/edit")
+@router.get("/auth/password/edit")  # the address in the API's reset mail (Mastodon's)
 async def reset_form(request: Request, viewer: Viewer,
-                     token: Annotated[str, Query(max_length=200)] = "") -> Response:
+                     token: Annotated[str, Query(max_length=200)] = "",
+                     reset_password_token: Annotated[str, Query(max_length=200)] = "",
+                     ) -> Response:
     return render.page(request, "reset_form.html", _lang(request, viewer), viewer=viewer,
-                       token=token)
+                       token=token or reset_password_token)
 
 
 @router.post("/password/edit")
