@@ -218,3 +218,18 @@ def test_pages_pass_axe_accessibility_checks(browser, server, make_user, post):
                 found[(locale, path)] = [(v["id"], v["impact"]) for v in violations]
         context.close()
     assert found == {}
+
+
+def test_infinite_scroll_loads_older_posts_in_place(browser, server, make_user, post):
+    alice = in_thread(make_user, "alice", publisher=True)
+    for n in range(25):
+        post(alice, f"numbered post {n}")
+    context = browser.new_context(viewport={"width": 800, "height": 600})
+    page = context.new_page()
+    page.goto(f"{server}/public")
+    assert page.locator("[data-feed] article").count() == 20
+    page.locator("a[data-more]").scroll_into_view_if_needed()
+    expect(page.locator("[data-feed] article")).to_have_count(25)
+    expect(page.locator("[data-feed]")).to_contain_text("numbered post 0")
+    assert page.url == f"{server}/public"
+    context.close()
