@@ -20,7 +20,8 @@ from pathlib import Path
 
 from kit.errors import PodiumError
 
-PACKAGES = ["postgresql", "redis-server"]
+# chromium: the web front's browser tests (tests/app/test_web_browser.py) drive Debian's build.
+PACKAGES = ["postgresql", "redis-server", "chromium"]
 
 
 def free_port() -> int:

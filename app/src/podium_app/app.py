@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from podium_app import __version__, errors, queue
+from podium_app import __version__, errors, queue, web
 from podium_app.api import (
     accounts,
     admin,
@@ -61,5 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
                    admin):
         app.include_router(module.router)
+    web.install(app)  # the web pages (podium_app.web): after the API, they share no path
     app.add_middleware(MetricsMiddleware)
     return app

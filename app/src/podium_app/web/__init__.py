@@ -1,0 +1,22 @@
+"""The platform's web pages: server-rendered HTML on the same services as the API.
+
+install(app) adds the pages, the Atom feeds, oEmbed and the static files. Everything the
+web front needs lives in this package (templates/, static/, locale/); the logic it runs is
+podium_app.services.*, shared with the Mastodon API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from podium_app.web import pages
+
+HERE = Path(__file__).parent
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
