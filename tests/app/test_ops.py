@@ -25,11 +25,18 @@ def test_readyz_is_503_when_redis_is_unreachable(client, app, base_settings):
     assert answer.json()["checks"]["redis"].startswith("unreachable")
 
 
-def test_metrics_exposes_request_latency(client):
+def test_metrics_has_the_names_the_alert_rules_use(client):
+    """roles/monitoring/README.md: requests by status, latency buckets, queue lag."""
     client.get("/healthz")
+    client.get("/api/v1/statuses/1")  # 404, counted under its status code
     body = client.get("/metrics").text
-    assert 'podium_http_request_duration_seconds_count{method="GET",route="/healthz"' in body
+    assert 'http_requests_total{method="GET",route="/healthz",status="200"}' in body
+    assert 'status="404"' in body
+    assert 'http_request_duration_seconds_bucket{le="0.05",method="GET",route="/healthz"}' in body
     assert "podium_queue_depth" in body
+    lag = [line for line in body.splitlines()
+           if line.startswith("podium_fanout_queue_lag_seconds ")]
+    assert lag and float(lag[0].split()[1]) >= 0
 
 
 def test_instance_v1_and_v2_describe_the_server(client, configure):

@@ -1,22 +1,33 @@
-"""Prometheus metrics: request latency, queue depth, fan-out lag (/metrics)."""
+"""Prometheus metrics: requests, latency, queue depth and age, fan-out lag (/metrics).
+
+The names are the contract with the monitoring role's alert rules (roles/monitoring/README.md:
+http_requests_total{status}, http_request_duration_seconds, podium_fanout_queue_lag_seconds);
+change both together.
+"""
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate
 
 REGISTRY = CollectorRegistry()
+REQUESTS = Counter("http_requests", "HTTP requests answered", ["method", "route", "status"],
+                   registry=REGISTRY)
 REQUEST_SECONDS = Histogram(
-    "podium_http_request_duration_seconds", "Time to answer an HTTP request",
-    ["method", "route", "status"], registry=REGISTRY,
+    "http_request_duration_seconds", "Time to answer an HTTP request",
+    ["method", "route"], registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 QUEUE_DEPTH = Gauge("podium_queue_depth", "Jobs waiting in the background queue",
                     registry=REGISTRY)
 FANOUT_LAG = Gauge("podium_fanout_lag_seconds",
                    "Seconds between a post's creation and the end of its fan-out (last job)",
                    registry=REGISTRY)
+# Grows while the workers are stuck (a lag measured at the end of a fan-out would not).
+QUEUE_LAG = Gauge("podium_fanout_queue_lag_seconds",
+                  "Age of the oldest job waiting in the background queue (fan-out, mail, media)",
+                  registry=REGISTRY)
 
 
 class MetricsMiddleware:
@@ -42,8 +53,8 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            REQUEST_SECONDS.labels(scope["method"], path, str(status["code"])).observe(
-                time.perf_counter() - start)
+            REQUEST_SECONDS.labels(scope["method"], path).observe(time.perf_counter() - start)
+            REQUESTS.labels(scope["method"], path, str(status["code"])).inc()
 
 
 def render() -> tuple[bytes, str]:

@@ -7,6 +7,8 @@ delivery and retries are safe; what Redis loses (feeds) rebuilds from PostgreSQL
 
 from __future__ import annotations
 
+import time
+
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
@@ -25,3 +27,15 @@ async def connect(settings: Settings) -> ArqRedis:
 
 async def depth(queue: ArqRedis) -> int:
     return int(await queue.zcard(QUEUE_NAME))
+
+
+async def oldest_age(queue: ArqRedis) -> float:
+    """Seconds the oldest due job has waited (0 when none is due).
+
+    arq scores each queued job with the time it is due, in milliseconds: the enqueue time,
+    or later for a deferred job, which is not late until then.
+    """
+    oldest = await queue.zrange(QUEUE_NAME, 0, 0, withscores=True)
+    if not oldest:
+        return 0.0
+    return max(0.0, time.time() - oldest[0][1] / 1000)

@@ -47,6 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
 async def prometheus(request: Request) -> Response:
     try:
         metrics.QUEUE_DEPTH.set(await queue.depth(request.app.state.queue))
+        metrics.QUEUE_LAG.set(await queue.oldest_age(request.app.state.queue))
         lag = await request.app.state.redis.get("podium:fanout:lag")
         if lag is not None:
             metrics.FANOUT_LAG.set(float(lag))
