@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,31 @@ def test_brotli_module_is_loaded(host):
         config = host.run("nginx -T").stdout
     assert "ngx_http_brotli_filter_module" in config
     assert "brotli on;" in config
+
+
+def test_an_acme_token_held_by_one_edge_is_served_by_every_edge(host, inventory):
+    """Both edges answer for the platform's name, so the CA may ask either for a token."""
+    edges = sorted(inventory["all"]["children"].get("edge", {}).get("hosts", {}))
+    if len(edges) < 2:
+        pytest.skip("one edge: nothing to forward")
+    me = host.backend.get_hostname()
+    token = f"podium-peer-test-{me}"
+    folder = "/var/lib/podium/acme-challenge/.well-known/acme-challenge"
+    host.run(f"mkdir -p {folder} && echo {token} > {folder}/{token}")
+
+    def fetch(address: str, name: str) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://{address}/.well-known/acme-challenge/{name}",
+                                         headers={"Host": "podium.test"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, answer.read().decode().strip()
+        except urllib.error.HTTPError as err:
+            return err.code, ""
+
+    try:
+        for other in edges:
+            address = inventory["all"]["hosts"][other]["podium_private_address"]
+            assert fetch(address, token) == (200, token), f"{other} did not serve {me}'s token"
+            assert fetch(address, "nobody-has-this")[0] == 404
+    finally:
+        host.run(f"rm -f {folder}/{token}")
