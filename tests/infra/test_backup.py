@@ -1,0 +1,138 @@
+"""The backup role: pgBackRest stanza, WAL archiving, encryption at rest, timers, age check
+that fails when stale, and verification that finds a corrupted backup.
+
+Runs on the repository host (the backup group); reaches the primary through testinfra too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["ansible://backup"]
+
+STANZA = "podium"
+REPO = "/var/lib/pgbackrest"
+
+
+def _pg(host, command: str, *args):
+    return host.run("runuser -u postgres -- " + command, *args)
+
+
+@pytest.fixture(scope="module")
+def primary(pytestconfig, inventory):
+    name = next(iter(inventory["all"]["children"]["postgres"]["hosts"]))
+    return testinfra.get_host(
+        f"ansible://{name}", ansible_inventory=pytestconfig.option.ansible_inventory
+    )
+
+
+def _info(host) -> dict:
+    result = _pg(host, "pgbackrest --stanza=%s --output=json info", STANZA)
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def test_tls_server_listens_on_private_address(host, host_vars):
+    assert host.service("pgbackrest-server").is_running
+    assert host.socket(f"tcp://{host_vars['podium_private_address']}:8432").is_listening
+    assert not host.socket("tcp://0.0.0.0:8432").is_listening
+
+
+def test_stanza_checks_and_has_a_backup(host):
+    result = _pg(host, "pgbackrest --stanza=%s check", STANZA)
+    assert result.rc == 0, result.stdout + result.stderr
+    info = _info(host)
+    assert info["status"]["code"] == 0, info["status"]
+    assert info["backup"], "no backup in the repository"
+    assert any(b["type"] == "full" for b in info["backup"])
+
+
+def test_backups_come_from_the_replica(host):
+    conf = host.file("/etc/pgbackrest/pgbackrest.conf").content_string
+    assert "backup-standby=y" in conf
+
+
+def test_wal_switch_is_archived_within_seconds(host, primary):
+    switched = primary.run(
+        "runuser -u postgres -- psql -XAtc \"SELECT pg_walfile_name(pg_switch_wal())\" podium"
+    )
+    assert switched.rc == 0, switched.stderr
+    segment = switched.stdout.strip()
+    deadline = time.monotonic() + 30
+    archived = ""
+    while time.monotonic() < deadline:
+        archived = primary.run(
+            "runuser -u postgres -- psql -XAtc "
+            "\"SELECT last_archived_wal FROM pg_stat_archiver\" podium"
+        ).stdout.strip()
+        if archived >= segment:
+            break
+        time.sleep(1)
+    assert archived >= segment, f"{segment} not archived after 30 s (last: {archived})"
+    timeline_dir = f"{REPO}/archive/{STANZA}"
+    found = host.run("find %s -name '%s-*'", timeline_dir, segment)
+    assert found.stdout.strip(), f"{segment} not in the repository"
+
+
+def test_repository_is_encrypted(host):
+    info = _info(host)
+    assert info["cipher"] == "aes-256-cbc"
+    # An encrypted file starts with OpenSSL's "Salted__" header, a plaintext one would not.
+    manifest = host.run(
+        "find %s/backup/%s -name backup.manifest -print -quit", REPO, STANZA
+    ).stdout.strip()
+    assert manifest
+    head = host.run("head -c 8 %s", manifest).stdout
+    assert head == "Salted__", head
+
+
+@pytest.mark.parametrize(
+    "timer", ["pgbackrest-full.timer", "pgbackrest-diff.timer", "podium-backup-check.timer"]
+)
+def test_timers_enabled(host, timer):
+    unit = host.service(timer)
+    assert unit.is_enabled
+    assert unit.is_running
+
+
+def test_age_check_passes_and_exports_metrics(host):
+    result = host.run("/usr/local/sbin/podium-backup-check")
+    assert result.rc == 0, result.stdout + result.stderr
+    metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
+    for name in ("podium_backup_last_success_timestamp_seconds",
+                 "podium_wal_last_archived_timestamp_seconds"):
+        line = next(line for line in metrics.splitlines() if line.startswith(name))
+        assert abs(float(line.split()[-1]) - time.time()) < 7 * 86400
+
+
+def test_age_check_fails_when_stale(host):
+    result = host.run("/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 0")
+    assert result.rc == 1
+    assert "STALE: newest backup" in result.stderr
+    result = host.run("/usr/local/sbin/podium-backup-check --no-metrics --max-wal-age 0")
+    assert result.rc == 1
+    assert "STALE: newest archived WAL" in result.stderr
+
+
+def test_verify_detects_a_corrupted_backup(host):
+    """Corrupt one file of a copy of the newest backup, verify must fail; then put it back."""
+    newest = _info(host)["backup"][-1]["label"]
+    target = host.run(
+        "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
+    ).stdout.strip()
+    assert target, "no file to corrupt"
+    assert host.run("cp -p %s /tmp/podium-verify-orig", target).rc == 0
+    try:
+        assert host.run(
+            "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none", target
+        ).rc == 0
+        bad = _pg(host, "pgbackrest --stanza=%s verify --set=%s", STANZA, newest)
+        assert bad.rc != 0, bad.stdout
+    finally:
+        host.run("cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
+    good = _pg(host, "pgbackrest --stanza=%s verify --set=%s", STANZA, newest)
+    assert good.rc == 0, good.stdout + good.stderr
