@@ -23,6 +23,7 @@ HOST_PACKAGES = [
     "iproute2",
     "util-linux",
     "ca-certificates",
+    "age",  # encrypts the secrets copy for the backup host (roles/backup)
 ]
 
 

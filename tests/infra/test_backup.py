@@ -58,7 +58,7 @@ def test_backups_come_from_the_replica(host):
 
 def test_wal_switch_is_archived_within_seconds(host, primary):
     switched = primary.run(
-        "runuser -u postgres -- psql -XAtc \"SELECT pg_walfile_name(pg_switch_wal())\" podium"
+        'runuser -u postgres -- psql -XAtc "SELECT pg_walfile_name(pg_switch_wal())" podium'
     )
     assert switched.rc == 0, switched.stderr
     segment = switched.stdout.strip()
@@ -67,7 +67,7 @@ def test_wal_switch_is_archived_within_seconds(host, primary):
     while time.monotonic() < deadline:
         archived = primary.run(
             "runuser -u postgres -- psql -XAtc "
-            "\"SELECT last_archived_wal FROM pg_stat_archiver\" podium"
+            '"SELECT last_archived_wal FROM pg_stat_archiver" podium'
         ).stdout.strip()
         if archived >= segment:
             break
@@ -103,8 +103,10 @@ def test_age_check_passes_and_exports_metrics(host):
     result = host.run("/usr/local/sbin/podium-backup-check")
     assert result.rc == 0, result.stdout + result.stderr
     metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
-    for name in ("podium_backup_last_success_timestamp_seconds",
-                 "podium_wal_last_archived_timestamp_seconds"):
+    for name in (
+        "podium_backup_last_success_timestamp_seconds",
+        "podium_wal_last_archived_timestamp_seconds",
+    ):
         line = next(line for line in metrics.splitlines() if line.startswith(name))
         assert abs(float(line.split()[-1]) - time.time()) < 7 * 86400
 
@@ -127,12 +129,15 @@ def test_verify_detects_a_corrupted_backup(host):
     assert target, "no file to corrupt"
     assert host.run("cp -p %s /tmp/podium-verify-orig", target).rc == 0
     try:
-        assert host.run(
-            "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none", target
-        ).rc == 0
-        bad = _pg(host, "pgbackrest --stanza=%s verify --set=%s", STANZA, newest)
+        assert (
+            host.run(
+                "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none", target
+            ).rc
+            == 0
+        )
+        bad = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
         assert bad.rc != 0, bad.stdout
     finally:
         host.run("cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
-    good = _pg(host, "pgbackrest --stanza=%s verify --set=%s", STANZA, newest)
+    good = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
     assert good.rc == 0, good.stdout + good.stderr
