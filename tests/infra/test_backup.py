@@ -19,7 +19,13 @@ REPO = "/var/lib/pgbackrest"
 
 
 def _pg(host, command: str, *args):
-    return host.run("runuser -u postgres -- " + command, *args)
+    with host.sudo("postgres"):
+        return host.run(command, *args)
+
+
+def _root(host, command: str, *args):
+    with host.sudo():
+        return host.run(command, *args)
 
 
 @pytest.fixture(scope="module")
@@ -52,29 +58,31 @@ def test_stanza_checks_and_has_a_backup(host):
 
 
 def test_backups_come_from_the_replica(host):
-    conf = host.file("/etc/pgbackrest/pgbackrest.conf").content_string
+    conf = _root(host, "cat /etc/pgbackrest/pgbackrest.conf").stdout
     assert "backup-standby=y" in conf
 
 
 def test_wal_switch_is_archived_within_seconds(host, primary):
-    switched = primary.run(
-        'runuser -u postgres -- psql -XAtc "SELECT pg_walfile_name(pg_switch_wal())" podium'
+    # A WAL record first: on an idle cluster pg_switch_wal() does not switch.
+    switched = _pg(
+        primary,
+        "psql -XAt -c \"SELECT pg_logical_emit_message(false, 'podium', 'probe')\" "
+        '-c "SELECT pg_walfile_name(pg_switch_wal())" podium',
     )
     assert switched.rc == 0, switched.stderr
-    segment = switched.stdout.strip()
+    segment = switched.stdout.split()[-1]
     deadline = time.monotonic() + 30
     archived = ""
     while time.monotonic() < deadline:
-        archived = primary.run(
-            "runuser -u postgres -- psql -XAtc "
-            '"SELECT last_archived_wal FROM pg_stat_archiver" podium'
+        archived = _pg(
+            primary, 'psql -XAtc "SELECT last_archived_wal FROM pg_stat_archiver" podium'
         ).stdout.strip()
         if archived >= segment:
             break
         time.sleep(1)
     assert archived >= segment, f"{segment} not archived after 30 s (last: {archived})"
     timeline_dir = f"{REPO}/archive/{STANZA}"
-    found = host.run("find %s -name '%s-*'", timeline_dir, segment)
+    found = _root(host, "find %s -name '%s-*'", timeline_dir, segment)
     assert found.stdout.strip(), f"{segment} not in the repository"
 
 
@@ -82,11 +90,11 @@ def test_repository_is_encrypted(host):
     info = _info(host)
     assert info["cipher"] == "aes-256-cbc"
     # An encrypted file starts with OpenSSL's "Salted__" header, a plaintext one would not.
-    manifest = host.run(
-        "find %s/backup/%s -name backup.manifest -print -quit", REPO, STANZA
+    manifest = _root(
+        host, "find %s/backup/%s -name backup.manifest -print -quit", REPO, STANZA
     ).stdout.strip()
     assert manifest
-    head = host.run("head -c 8 %s", manifest).stdout
+    head = _root(host, "head -c 8 %s", manifest).stdout
     assert head == "Salted__", head
 
 
@@ -100,7 +108,7 @@ def test_timers_enabled(host, timer):
 
 
 def test_age_check_passes_and_exports_metrics(host):
-    result = host.run("/usr/local/sbin/podium-backup-check")
+    result = _root(host, "/usr/local/sbin/podium-backup-check")
     assert result.rc == 0, result.stdout + result.stderr
     metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
     for name in (
@@ -112,10 +120,10 @@ def test_age_check_passes_and_exports_metrics(host):
 
 
 def test_age_check_fails_when_stale(host):
-    result = host.run("/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 0")
+    result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 0")
     assert result.rc == 1
     assert "STALE: newest backup" in result.stderr
-    result = host.run("/usr/local/sbin/podium-backup-check --no-metrics --max-wal-age 0")
+    result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-wal-age 0")
     assert result.rc == 1
     assert "STALE: newest archived WAL" in result.stderr
 
@@ -123,21 +131,27 @@ def test_age_check_fails_when_stale(host):
 def test_verify_detects_a_corrupted_backup(host):
     """Corrupt one file of a copy of the newest backup, verify must fail; then put it back."""
     newest = _info(host)["backup"][-1]["label"]
-    target = host.run(
-        "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
+    target = _root(
+        host, "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
     ).stdout.strip()
     assert target, "no file to corrupt"
-    assert host.run("cp -p %s /tmp/podium-verify-orig", target).rc == 0
+    assert _root(host, "cp -p %s /tmp/podium-verify-orig", target).rc == 0
     try:
         assert (
-            host.run(
-                "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none", target
+            _root(
+                host,
+                "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none",
+                target,
             ).rc
             == 0
         )
         bad = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
-        assert bad.rc != 0, bad.stdout
+        # pgBackRest 2.55 exits 0 and reports the stanza's status; podium reads the status.
+        assert "status: error" in bad.stdout, bad.stdout
+        assert "invalid checksum" in bad.stdout, bad.stdout
     finally:
-        host.run("cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
+        _root(host, "cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
     good = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
     assert good.rc == 0, good.stdout + good.stderr
+    assert "status: error" not in good.stdout, good.stdout
+    assert "invalid" not in good.stdout, good.stdout
