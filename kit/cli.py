@@ -72,10 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
-    p.add_argument("what", choices=["converge"],
-                   help="converge: time site.yml runs on a stack that is up")
+    p.add_argument("what", choices=["converge", "app"],
+                   help="converge: time site.yml runs on a stack that is up; app: the app's "
+                   "timeline, posting and fan-out figures on synthetic data (no lab needed)")
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
+    p.add_argument("--workers", type=int, default=2, help="app: web worker processes (2)")
+    p.add_argument("--seconds", type=int, default=20, help="app: seconds per load run (20)")
+    p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
+    p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
+    p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
 
     p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",
                        description="Serve the app (and its queue worker) on 127.0.0.1 against a "
@@ -140,9 +146,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         plan(args.stack)
     elif args.command == "bench":
-        from kit import bench
+        if args.what == "app":
+            from kit import bench_app
 
-        bench.converge(args.stack, args.runs)
+            bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts)
+        else:
+            from kit import bench
+
+            bench.converge(args.stack, args.runs)
     elif args.command == "test":
         return testing.run(fast=args.fast)
     elif args.command == "dev":

@@ -37,6 +37,12 @@ from kit.appservices import AppServices, free_port
 SECRET = "test-secret-key-" + "x" * 32
 
 
+def pytest_configure(config):
+    # arq calls redis-py's deprecated close() on shutdown; nothing of ours.
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Call to deprecated close:DeprecationWarning")
+
+
 @dataclass
 class Sink:
     """Messages received by the SMTP sink, oldest first."""

@@ -11,18 +11,16 @@ def test_readyz_reports_database_redis_and_migrations_ready(client):
     assert answer.json()["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
 
 
-def test_readyz_is_503_when_redis_is_unreachable(base_settings):
-    from podium_app.app import create_app
-    from starlette.testclient import TestClient
+def test_readyz_is_503_when_redis_is_unreachable(client, app, base_settings):
+    from podium_app.redis_client import make_redis
 
-    broken = base_settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    # The queue connection is opened at startup, so only check a server whose Redis vanished:
-    # build the app, then point its Redis client at a closed port.
-    with TestClient(create_app(base_settings)) as http:
-        from podium_app.redis_client import make_redis
-
-        http.app.state.redis = make_redis(broken)
-        answer = http.get("/readyz")
+    working = app.state.redis
+    app.state.redis = make_redis(base_settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        answer = client.get("/readyz")
+    finally:
+        app.state.redis = working
     assert answer.status_code == 503
     assert answer.json()["checks"]["redis"].startswith("unreachable")
 

@@ -136,3 +136,23 @@ def test_follow_unfollow_and_relationships(client, make_user):
     assert client.get(f"/api/v1/accounts/{bob.id}").json()["followers_count"] == 0
     self_follow = client.post(f"/api/v1/accounts/{alice.id}/follow", headers=alice.headers)
     assert self_follow.status_code == 422
+
+
+def test_posting_and_home_work_while_redis_is_down(client, app, make_user, post,
+                                                   base_settings):
+    from podium_app.redis_client import make_redis
+
+    author, reader = make_user("author"), make_user("reader")
+    follow(client, reader, author)
+    working = app.state.redis
+    app.state.redis = make_redis(base_settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0"}))
+    try:
+        status = client.post("/api/v1/statuses", headers={**author.headers,
+                                                          "Idempotency-Key": "k"},
+                             json={"status": "Redis is down"})
+        assert status.status_code == 200, status.text
+        home = client.get("/api/v1/timelines/home", headers=reader.headers)
+    finally:
+        app.state.redis = working
+    assert ids_of(home) == [status.json()["id"]]

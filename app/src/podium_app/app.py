@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from podium_app import __version__, errors, queue
 from podium_app.api import (
@@ -23,6 +23,7 @@ from podium_app.api import (
     statuses,
     timelines,
 )
+from podium_app.api.deps import reject_nul_in_url
 from podium_app.db import Database
 from podium_app.metrics import MetricsMiddleware
 from podium_app.redis_client import make_redis
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(reject_nul_in_url)],
     )
     app.state.settings = settings
     errors.install(app)

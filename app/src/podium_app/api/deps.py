@@ -151,10 +151,32 @@ async def parse_params(request: Request, model: type[BaseModel]) -> Any:
                 data.setdefault(name, []).append(value)
             else:
                 data[name] = value
+    _reject_nul(data)
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise ApiError(422, f"Validation failed: {_describe(err.errors())}") from err
+
+
+def _reject_nul(value: Any) -> None:
+    """PostgreSQL text cannot hold NUL characters: refuse them up front (422, not 500)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(422, "Validation failed: text must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
+
+
+async def reject_nul_in_url(request: Request) -> None:
+    """App-wide dependency: the same refusal for paths and query strings."""
+    _reject_nul(request.url.path)
+    _reject_nul([item for pair in request.query_params.multi_items() for item in pair])
+    _reject_nul(list(request.path_params.values()))
 
 
 def body(model: type[BaseModel]):

@@ -75,7 +75,9 @@ async def post_status(
         raise unprocessable("scheduled posts are not supported")
     idem_key = f"podium:idem:{author.id}:{idempotency_key}" if idempotency_key else None
     if idem_key:
-        earlier = ids.parse((await redis.get(idem_key) or b"").decode() or None)
+        earlier = None
+        with contextlib.suppress(RedisError):
+            earlier = ids.parse((await redis.get(idem_key) or b"").decode() or None)
         if earlier is not None and (st := await session.get(Status, earlier)) is not None:
             return await service.render_one(session, settings, st, author)
     reply_to = None
@@ -89,7 +91,8 @@ async def post_status(
                               language=params.language)
     await session.commit()
     if idem_key:
-        await redis.set(idem_key, ids.to_str(st.id), ex=3600)
+        with contextlib.suppress(RedisError):
+            await redis.set(idem_key, ids.to_str(st.id), ex=3600)
     await _after_post(request, st)
     return await service.render_one(session, settings, st, author)
 

@@ -18,7 +18,8 @@ import uuid
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import or_, select
+from sqlalchemy import literal, select, true
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from podium_app import ids
@@ -105,34 +106,48 @@ async def remove_everywhere(db: Database, redis: Redis, status_ids: list[str],
         await pipe.execute()
 
 
-def _home_sources(viewer: Account, settings: Settings, big: bool):
-    """Accounts whose posts make up the viewer's home: followed accounts (small or big ones)
-    and, for the fanned-out part, the viewer."""
-    followed = (select(Follow.target_account_id).join(Account, Account.id ==
-                Follow.target_account_id).where(Follow.account_id == viewer.id))
+def _sources(viewer: Account, settings: Settings, big: bool):
+    """Account ids whose posts make up the viewer's home: followed accounts below the
+    threshold plus the viewer (the fanned-out part), or followed accounts at or above it."""
+    followed = (select(Follow.target_account_id.label("account_id"))
+                .join(Account, Account.id == Follow.target_account_id)
+                .where(Follow.account_id == viewer.id))
     if big:
         return followed.where(Account.followers_count >= settings.fanout_threshold)
-    return followed.where(Account.followers_count < settings.fanout_threshold)
+    followed = followed.where(Account.followers_count < settings.fanout_threshold)
+    return followed.union_all(select(literal(viewer.id, UUID(as_uuid=True))))
 
 
-def _home_query(viewer: Account, settings: Settings, big: bool):
-    sources = _home_sources(viewer, settings, big)
-    where = Status.account_id.in_(sources)
-    if not big:
-        where = or_(where, Status.account_id == viewer.id)
-    return select(Status).where(where, Status.visibility != "direct")
+def _latest(viewer: Account, settings: Settings, big: bool, page: Page):
+    """Ids of the page's statuses by the home sources, in one query that walks each source's
+    (account_id, id) index for at most `limit` rows (a LATERAL join): cost grows with the
+    number of followed accounts, not with the size of the statuses table."""
+    sources = _sources(viewer, settings, big).subquery()
+    inner = select(Status.id).where(Status.account_id == sources.c.account_id,
+                                    Status.visibility != "direct")
+    per_source = page.apply(inner, Status.id).lateral()
+    column = per_source.c.id
+    query = select(column).select_from(sources.join(per_source, true()))
+    order = column.asc() if page.ascending else column.desc()
+    return query.order_by(order).limit(page.limit)
+
+
+async def _load(session: AsyncSession, status_ids) -> list[Status]:
+    ids_ = list(status_ids)
+    if not ids_:
+        return []
+    return list((await session.scalars(select(Status).where(Status.id.in_(ids_)))).all())
 
 
 async def rebuild(session: AsyncSession, redis: Redis, settings: Settings,
                   viewer: Account) -> None:
-    rows = (await session.scalars(_home_query(viewer, settings, big=False)
-                                  .order_by(Status.id.desc())
-                                  .limit(settings.home_feed_length))).all()
+    page = Page(None, None, None, settings.home_feed_length)
+    found = (await session.scalars(_latest(viewer, settings, False, page))).all()
     key = feed_key(viewer.id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
-        if rows:
-            pipe.zadd(key, {_member(s.id): _score(s.id) for s in rows})
+        if found:
+            pipe.zadd(key, {_member(i): _score(i) for i in found})
         pipe.set(built_key(viewer.id), "1")
         await pipe.execute()
 
@@ -161,28 +176,20 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
     of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down."""
     want = page.limit
-    statuses: dict[uuid.UUID, Status] = {}
+    found: set[uuid.UUID] = set()
     try:
         if not await redis.exists(built_key(viewer.id)):
             await rebuild(session, redis, settings, viewer)
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
-        if feed_ids:
-            rows = (await session.scalars(select(Status).where(Status.id.in_(feed_ids)))).all()
-            statuses.update({s.id: s for s in rows})
+        found.update(feed_ids)
         if maybe_more and not page.ascending:
-            older = page.max_id
-            if feed_ids:
-                older = min(feed_ids)
+            older = min(feed_ids) if feed_ids else page.max_id
             fallback = Page(older, page.since_id, None, want)
-            rows = (await session.scalars(fallback.apply(
-                _home_query(viewer, settings, big=False), Status.id))).all()
-            statuses.update({s.id: s for s in rows})
+            found.update((await session.scalars(_latest(viewer, settings, False,
+                                                        fallback))).all())
     except RedisError:
-        rows = (await session.scalars(page.apply(_home_query(viewer, settings, big=False),
-                                                 Status.id))).all()
-        statuses.update({s.id: s for s in rows})
-    big = (await session.scalars(page.apply(_home_query(viewer, settings, big=True),
-                                            Status.id))).all()
-    statuses.update({s.id: s for s in big})
-    ordered = sorted(statuses.values(), key=lambda s: s.id, reverse=not page.ascending)[:want]
-    return page.finish(ordered)
+        found.update((await session.scalars(_latest(viewer, settings, False, page))).all())
+    found.update((await session.scalars(_latest(viewer, settings, True, page))).all())
+    chosen = sorted(found, reverse=not page.ascending)[:want]
+    by_id = {s.id: s for s in await _load(session, chosen)}
+    return page.finish([by_id[i] for i in chosen if i in by_id])

@@ -1,0 +1,291 @@
+"""./podium bench app: the app's figures for docs/perf.md, on this machine.
+
+Builds synthetic data in a throwaway PostgreSQL (kit/appservices.py): ACCOUNTS accounts,
+FOLLOWS follow edges (each account follows FOLLOWS/ACCOUNTS others), POSTS posts spread over
+30 days, plus a `star` account followed by every account (merged on read) and a `fan10k`
+account with 10,000 followers (fanned out). Then serves the app with `podium-app serve
+--workers N` and measures with wrk (C load generator, Debian package), one token per reader:
+
+- home timeline reads: requests/s, p50, p99 (wrk --latency);
+- post creation: requests/s, p50, p99;
+- a post by `star` in its followers' home timelines: time until the first read that shows it;
+- fan-out lag of a post by `fan10k` (worker job: creation -> last follower feed written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from kit import appservices, host
+from kit.ansible import VENV_BIN
+from kit.errors import PodiumError
+from kit.paths import REPO
+
+READERS = 1000  # distinct tokens the load rotates through
+
+DATA_SQL = """
+CREATE TEMP TABLE acc_n AS
+  SELECT g AS n, (lpad(to_hex((extract(epoch FROM now() - interval '60 days') * 1000)::bigint + g),
+                       12, '0') || substr(md5(random()::text || g::text), 1, 20))::uuid AS id
+  FROM generate_series(0, {accounts} - 1) g;
+CREATE UNIQUE INDEX ON acc_n (n);
+INSERT INTO accounts (id, username, email, password_hash, display_name, note, role, publisher,
+                      locale, approved, confirmed_at, followers_count, following_count,
+                      statuses_count, created_at)
+  SELECT id, 'user' || n, 'user' || n || '@bench.test', '{password_hash}', 'User ' || n, '',
+         CASE WHEN n < 2 THEN 'owner' ELSE 'member' END, n < 2, 'en', true, now(), 0, 0, 0, now()
+  FROM acc_n;
+UPDATE accounts SET username = 'star' WHERE id = (SELECT id FROM acc_n WHERE n = 0);
+UPDATE accounts SET username = 'fan10k' WHERE id = (SELECT id FROM acc_n WHERE n = 1);
+INSERT INTO follows (id, account_id, target_account_id, created_at)
+  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '59 days') * 1000)::bigint), 12, '0')
+          || substr(md5(random()::text || a.n::text || k::text), 1, 20))::uuid, a.id, b.id, now()
+  FROM generate_series(1, {per_account}) k
+  JOIN acc_n a ON true
+  JOIN acc_n b ON b.n = 2 + (a.n + k * 7919) % ({accounts} - 2)
+  WHERE a.id <> b.id
+  ON CONFLICT DO NOTHING;
+INSERT INTO follows (id, account_id, target_account_id, created_at)
+  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '58 days') * 1000)::bigint), 12, '0')
+          || substr(md5(random()::text || a.n::text), 1, 20))::uuid, a.id, s.id, now()
+  FROM acc_n a JOIN acc_n s ON s.n = 0 WHERE a.n > 1
+  ON CONFLICT DO NOTHING;
+INSERT INTO follows (id, account_id, target_account_id, created_at)
+  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '58 days') * 1000)::bigint), 12, '0')
+          || substr(md5(random()::text || a.n::text || 'f'), 1, 20))::uuid, a.id, s.id, now()
+  FROM acc_n a JOIN acc_n s ON s.n = 1 WHERE a.n > 1 AND a.n <= 10001
+  ON CONFLICT DO NOTHING;
+INSERT INTO statuses (id, account_id, text, content, spoiler_text, sensitive, visibility,
+                      replies_count, reblogs_count, favourites_count, created_at)
+  SELECT (lpad(to_hex((extract(epoch FROM now() - interval '30 days') * 1000)::bigint
+                      + (g::bigint * 2592000000 / {posts})), 12, '0')
+          || substr(md5(random()::text || g::text), 1, 20))::uuid,
+         a.id, 'synthetic post ' || g, '<p>synthetic post ' || g || '</p>', '', false,
+         'public', 0, 0, 0, now()
+  FROM generate_series(0, {posts} - 1) g JOIN acc_n a ON a.n = 2 + g % ({accounts} - 2);
+UPDATE accounts a SET followers_count = c.n FROM
+  (SELECT target_account_id, count(*) n FROM follows GROUP BY 1) c WHERE a.id = c.target_account_id;
+UPDATE accounts a SET following_count = c.n FROM
+  (SELECT account_id, count(*) n FROM follows GROUP BY 1) c WHERE a.id = c.account_id;
+UPDATE accounts a SET statuses_count = c.n FROM
+  (SELECT account_id, count(*) n FROM statuses GROUP BY 1) c WHERE a.id = c.account_id;
+INSERT INTO oauth_tokens (id, token_hash, scopes, account_id, created_at)
+  SELECT gen_random_uuid(), encode(sha256(('benchtoken-' || n)::bytea), 'hex'),
+         'read write follow', id, now()
+  FROM acc_n WHERE n < {readers} + 2;
+ANALYZE;
+"""
+
+WRK_SCRIPT = """
+local n = 0
+request = function()
+  n = n + 1
+  local token = "benchtoken-" .. (2 + n % {readers})
+  wrk.headers["Authorization"] = "Bearer " .. token
+  {body}
+  return wrk.format(nil, "{path}")
+end
+"""
+
+
+def _wrk(url: str, path: str, method: str, seconds: int, connections: int,
+         body: str = "") -> dict:
+    lua = WRK_SCRIPT.format(readers=READERS, path=path, body=body)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
+                              "--latency", "-s", handle.name, "-H", "Accept: application/json",
+                              f"{url}"], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(handle.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(label: str) -> float:
+        match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
+            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
+
+
+async def _build(database_url: str, accounts: int, follows: int, posts: int) -> None:
+    import asyncpg
+    from podium_app.security import hash_password
+
+    dsn = database_url.replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(DATA_SQL.format(
+            accounts=accounts, per_account=max(1, follows // accounts), posts=posts,
+            readers=READERS, password_hash=hash_password("bench password")))
+    finally:
+        await conn.close()
+
+
+async def _get_json(url: str, token: str) -> list:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.get(url, headers={"Authorization": f"Bearer {token}"})
+        answer.raise_for_status()
+        return answer.json()
+
+
+def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> None:
+    host.check_root()
+    host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
+                                                                         file=sys.stderr))
+    python = str(VENV_BIN / "python")
+    services = appservices.AppServices().start()
+    procs: list[subprocess.Popen] = []
+    try:
+        port = appservices.free_port()
+        env = {**os.environ, "PODIUM_ENV_FILE": "/dev/null",
+               "PODIUM_DATABASE_URL": services.database_url, "PODIUM_DATABASE_PGBOUNCER": "false",
+               "PODIUM_REDIS_URL": services.redis_url, "PODIUM_SECRET_KEY": "b" * 40,
+               # fan10k is fanned out, star (every account follows it) is merged on read.
+               "PODIUM_FANOUT_THRESHOLD": str(min(20_000, max(accounts - 100, 2))),
+               "PODIUM_BIND_PORT": str(port),
+               "PODIUM_RATE_POST_ACCOUNT": "1000000/60", "PODIUM_RATE_POST_IP": "1000000/60",
+               "PODIUM_DATABASE_POOL_SIZE": "10"}
+        subprocess.run([python, "-m", "podium_app", "migrate"], env=env, check=True,
+                       capture_output=True)
+        started = time.monotonic()
+        print(f"building synthetic data: {accounts} accounts, {follows} follows, {posts} posts",
+              flush=True)
+        asyncio.run(_build(services.database_url, accounts, follows, posts))
+        print(f"  built in {time.monotonic() - started:.0f}s", flush=True)
+        log = (services.root / "bench.log").open("ab")
+        procs.append(subprocess.Popen([python, "-m", "podium_app", "serve", "--workers",
+                                       str(workers)], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, cwd=REPO))
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
+                break
+            except Exception:
+                time.sleep(0.1)
+        home = f"{url}/api/v1/timelines/home"
+        # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
+        _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
+        reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+        print(f"home timeline, {workers} web worker(s): {reads['rps']:.0f} req/s, "
+              f"p50 {reads['p50']:.1f} ms, p99 {reads['p99']:.1f} ms, "
+              f"non-2xx {reads['non2xx']}", flush=True)
+        writes = _wrk(f"{url}/api/v1/statuses", "/api/v1/statuses", "POST", seconds, 8,
+                      body='wrk.method = "POST"; wrk.headers["Content-Type"] = '
+                           '"application/json"; wrk.body = \'{"status": "bench post"}\'')
+        print(f"post creation: {writes['rps']:.0f} req/s, p50 {writes['p50']:.1f} ms, "
+              f"p99 {writes['p99']:.1f} ms, non-2xx {writes['non2xx']}", flush=True)
+        _star_and_fanout(url, env, python, services, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=20)
+        services.stop()
+
+
+def _star_and_fanout(url: str, env: dict, python: str, services, procs) -> None:
+    import httpx
+
+    star, fan = "benchtoken-0", "benchtoken-1"
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.headers["Authorization"] = f"Bearer {star}"
+        http.post("/api/v1/statuses", json={"status": "warm"}).raise_for_status()
+    with httpx.Client(base_url=url, timeout=30) as http:
+        posted = time.monotonic()
+        status = http.post("/api/v1/statuses", json={"status": "from the star"},
+                           headers={"Authorization": f"Bearer {star}"}).json()
+        seen_after = None
+        deadline = posted + 60
+        for reader in range(2, 12):
+            while time.monotonic() < deadline:
+                timeline = http.get("/api/v1/timelines/home",
+                                    headers={"Authorization": f"Bearer benchtoken-{reader}"}
+                                    ).json()
+                if any(s["id"] == status["id"] for s in timeline):
+                    seen_after = time.monotonic() - posted
+                    break
+            else:
+                raise PodiumError("the star's post did not reach a follower's home within 60 s")
+        print(f"post by an account with {_followers(services.database_url, 'star')} followers "
+              f"(merged on read): in 10 readers' home timelines after {seen_after:.3f} s",
+              flush=True)
+        # Fan-out: every follower of fan10k has a built feed, then one post.
+        _mark_feeds_built(services, "fan10k")
+        worker = subprocess.Popen([python, "-m", "podium_app", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(worker)
+        time.sleep(2)
+        http.post("/api/v1/statuses", json={"status": "to 10k"},
+                  headers={"Authorization": f"Bearer {fan}"}).raise_for_status()
+        lag = _wait_lag(services.redis_url)
+        print(f"fan-out lag, account with {_followers(services.database_url, 'fan10k')} "
+              f"followers: {lag:.2f} s (creation -> last feed written)", flush=True)
+
+
+def _followers(database_url: str, username: str) -> int:
+    async def run() -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            return await conn.fetchval(
+                "SELECT followers_count FROM accounts WHERE username = $1", username)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _mark_feeds_built(services, username: str) -> None:
+    async def run() -> None:
+        import asyncpg
+        from redis.asyncio import Redis
+
+        conn = await asyncpg.connect(services.database_url.replace("postgresql+asyncpg",
+                                                                   "postgresql"))
+        rows = await conn.fetch(
+            "SELECT f.account_id FROM follows f JOIN accounts a ON a.id = f.target_account_id "
+            "WHERE a.username = $1", username)
+        await conn.close()
+        redis = Redis.from_url(services.redis_url)
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.set(f"podium:feed:{row['account_id']}:built", "1")
+            await pipe.execute()
+        # Drop the fan-out jobs queued by the post-creation run: measure one post alone.
+        await redis.delete("podium:fanout:lag", "podium:queue")
+        await redis.aclose()
+
+    asyncio.run(run())
+
+
+def _wait_lag(redis_url: str) -> float:
+    async def run() -> float:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(redis_url)
+        try:
+            for _ in range(600):
+                value = await redis.get("podium:fanout:lag")
+                if value is not None:
+                    return float(value)
+                await asyncio.sleep(0.1)
+        finally:
+            await redis.aclose()
+        raise PodiumError("the fan-out job did not finish within 60 s")
+
+    return asyncio.run(run())
+
