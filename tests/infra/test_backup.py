@@ -60,6 +60,9 @@ def test_stanza_checks_and_has_a_backup(host):
 def test_backups_come_from_the_replica(host):
     conf = _root(host, "cat /etc/pgbackrest/pgbackrest.conf").stdout
     assert "backup-standby=y" in conf
+    # pgBackRest logs that it waited for the standby's replay: the files came from it.
+    log = _root(host, "cat /var/log/pgbackrest/podium-backup.log").stdout
+    assert "replay on the standby reached" in log
 
 
 def test_wal_switch_is_archived_within_seconds(host, primary):
