@@ -114,11 +114,12 @@ def test_age_check_passes_and_exports_metrics(host):
     result = _root(host, "/usr/local/sbin/podium-backup-check")
     assert result.rc == 0, result.stdout + result.stderr
     metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
+    assert 'podium_backup_last_success_timestamp_seconds{kind="full",' in metrics
     for name in (
         "podium_backup_last_success_timestamp_seconds",
         "podium_wal_last_archived_timestamp_seconds",
     ):
-        line = next(line for line in metrics.splitlines() if line.startswith(name))
+        line = next(line for line in metrics.splitlines() if line.startswith(name + "{"))
         assert abs(float(line.split()[-1]) - time.time()) < 7 * 86400
 
 
