@@ -7,7 +7,9 @@ Runs on the repository host (the backup group); reaches the primary through test
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -232,3 +234,22 @@ def test_point_in_time_restore_brings_back_the_last_archived_write(primary, rest
     finally:
         _pg(restore_host, "%s/pg_ctl -D %s -m immediate stop", bindir, scratch)
         _root(restore_host, "rm -rf %s %s", scratch, sock)
+
+
+def test_secrets_copy_is_encrypted_and_decrypts_with_the_operator_identity(host, stack_vars):
+    """The backup host holds an age file (not a readable tar) that the identity kept apart
+    from the controller's secrets decrypts into the secrets folder's files."""
+    archives = Path(stack_vars["podium_state_dir"]).glob("secrets-*.tar.age")
+    local = max(archives, key=lambda p: p.stat().st_mtime)
+    remote = f"/var/backups/podium-secrets/{local.name}"
+    assert _root(host, "head -c 21 %s", remote).stdout == "age-encryption.org/v1"
+    remote_sum = _root(host, "sha256sum %s", remote).stdout.split()[0]
+    local_sum = subprocess.run(["sha256sum", str(local)], capture_output=True, text=True)
+    assert local_sum.stdout.split()[0] == remote_sum
+    identity = stack_vars["podium_secrets_dir"] + "-backup-identity.txt"
+    plain = subprocess.run(
+        f"age -d -i {identity} {local} | tar -t", shell=True, capture_output=True, text=True
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "./postgres-app" in plain.stdout.split()
+    assert "./pgbackrest-cipher" in plain.stdout.split()
