@@ -104,7 +104,13 @@ def test_repository_is_encrypted(host):
 
 
 @pytest.mark.parametrize(
-    "timer", ["pgbackrest-full.timer", "pgbackrest-diff.timer", "podium-backup-check.timer"]
+    "timer",
+    [
+        "pgbackrest-full.timer",
+        "pgbackrest-diff.timer",
+        "pgbackrest-verify.timer",
+        "podium-backup-check.timer",
+    ],
 )
 def test_timers_enabled(host, timer):
     unit = host.service(timer)
@@ -155,12 +161,16 @@ def test_verify_detects_a_corrupted_backup(host):
         # pgBackRest 2.55 exits 0 and reports the stanza's status; podium reads the status.
         assert "status: error" in bad.stdout, bad.stdout
         assert "invalid checksum" in bad.stdout, bad.stdout
+        # The scheduled verification's unit fails on it too.
+        unit = _root(host, "systemctl start pgbackrest-verify.service")
+        assert unit.rc != 0, "pgbackrest-verify.service succeeded on a corrupted backup"
     finally:
         _root(host, "cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
     good = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
     assert good.rc == 0, good.stdout + good.stderr
     assert "status: error" not in good.stdout, good.stdout
     assert "invalid" not in good.stdout, good.stdout
+    assert _root(host, "systemctl start pgbackrest-verify.service").rc == 0
 
 
 @pytest.fixture(scope="module")
