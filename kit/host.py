@@ -28,6 +28,7 @@ HOST_PACKAGES = [
     # (systemctl disable --now prometheus prometheus-alertmanager).
     "prometheus",
     "prometheus-alertmanager",
+    "age",  # encrypts the secrets copy for the backup host (roles/backup)
 ]
 
 

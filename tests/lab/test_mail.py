@@ -11,11 +11,9 @@ from __future__ import annotations
 import base64
 import email
 import email.utils
-import imaplib
 import json
 import smtplib
 import socketserver
-import ssl
 import subprocess
 import threading
 import time
@@ -23,6 +21,7 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
+from labmail import mail_host, wait_in_mailbox
 
 from kit import ssh
 from kit.paths import REPO
@@ -30,19 +29,10 @@ from kit.paths import REPO
 
 @pytest.fixture(scope="module")
 def mail(stack, paths):
-    hosts = [h for h in stack.hosts if "mail" in h.roles]
-    if not hosts:
+    found = mail_host(stack, paths)
+    if found is None:
         pytest.skip("the stack has no mail host")
-    host = hosts[0]
-    root = paths.state / "acme" / "root.pem"
-    context = ssl.create_default_context(cafile=str(root)) if root.is_file() else None
-    return {
-        "address": str(host.address),
-        "name": f"{host.name}.{stack.domain}",
-        "domain": stack.domain,
-        "context": context,
-        "password": lambda account: (paths.secrets / f"mail-{account}").read_text().strip(),
-    }
+    return found
 
 
 def _on_mail_host(stack, paths, mail, command: str, stdin: str | None = None,
@@ -58,16 +48,6 @@ class _Smtp(smtplib.SMTP):
     def __init__(self, mail: dict, port: int) -> None:
         super().__init__(mail["address"], port, local_hostname="controller.lab.invalid", timeout=30)
         self._host = mail["name"]
-
-
-class _Imap(imaplib.IMAP4_SSL):
-    def __init__(self, mail: dict) -> None:
-        self._name = mail["name"]
-        super().__init__(mail["address"], 993, ssl_context=mail["context"], timeout=30)
-
-    def _create_socket(self, timeout):
-        sock = imaplib.IMAP4._create_socket(self, timeout)
-        return self.ssl_context.wrap_socket(sock, server_hostname=self._name)
 
 
 def _message(mail: dict, to: str, sender: str = "app") -> EmailMessage:
@@ -88,27 +68,10 @@ def _submit(mail: dict, message: EmailMessage, envelope_from: str | None = None)
         smtp.send_message(message, from_addr=envelope_from or f"bounce@{mail['domain']}")
 
 
-def _wait_in_mailbox(mail: dict, account: str, needle: str, timeout: float = 60) -> bytes:
-    """The raw message in ``account``'s INBOX whose text contains ``needle``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with _Imap(mail) as imap:
-            imap.login(f"{account}@{mail['domain']}", mail["password"](account))
-            imap.select("INBOX", readonly=True)
-            _, found = imap.search(None, "TEXT", f'"{needle}"')
-            if found[0]:
-                _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
-                return data[0][1]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no message containing {needle!r} in {account}'s mailbox "
-                                 f"after {timeout:.0f}s")
-        time.sleep(1)
-
-
 def test_submitted_mail_is_delivered_and_read_back_over_imaps(mail):
     message = _message(mail, f"postmaster@{mail['domain']}")
     _submit(mail, message)
-    raw = _wait_in_mailbox(mail, "postmaster", message["Subject"])
+    raw = wait_in_mailbox(mail, "postmaster", message["Subject"])
     assert message["Message-ID"].encode() in raw
 
 
@@ -117,7 +80,7 @@ def test_dkim_signature_verifies_against_the_key_in_the_lab_dns(stack, paths, ma
     signature of the message as delivered."""
     message = _message(mail, f"postmaster@{mail['domain']}")
     _submit(mail, message)
-    raw = _wait_in_mailbox(mail, "postmaster", message["Subject"])
+    raw = wait_in_mailbox(mail, "postmaster", message["Subject"])
     assert b"DKIM-Signature:" in raw and f"d={mail['domain']};".encode() in raw
     # Drop the headers added after signing (delivery), as a receiver sees the message.
     received = email.message_from_bytes(raw)
@@ -223,7 +186,7 @@ def test_mail_queued_while_delivery_is_down_survives_a_postfix_restart(stack, pa
     finally:
         assert run("sudo systemctl start dovecot").returncode == 0
     run("sudo postqueue -f")
-    raw = _wait_in_mailbox(mail, "abuse", message["Subject"], timeout=90)
+    raw = wait_in_mailbox(mail, "abuse", message["Subject"], timeout=90)
     assert message["Message-ID"].encode() in raw
 
 
@@ -232,7 +195,7 @@ def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
     comes back as a DSN naming the failed recipient (the interface the app reads)."""
     missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
     _submit(mail, _message(mail, missing))
-    raw = _wait_in_mailbox(mail, "bounce", missing)
+    raw = wait_in_mailbox(mail, "bounce", missing)
     report = email.message_from_bytes(raw)
     assert report.get_content_type() == "multipart/report"
     status = next(p for p in report.walk() if p.get_content_type() == "message/delivery-status")

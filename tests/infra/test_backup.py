@@ -1,0 +1,265 @@
+"""The backup role: pgBackRest stanza, WAL archiving, encryption at rest, timers, age check
+that fails when stale, and verification that finds a corrupted backup.
+
+Runs on the repository host (the backup group); reaches the primary through testinfra too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["ansible://backup"]
+
+STANZA = "podium"
+REPO = "/var/lib/pgbackrest"
+
+
+def _pg(host, command: str, *args):
+    with host.sudo("postgres"):
+        return host.run(command, *args)
+
+
+def _root(host, command: str, *args):
+    with host.sudo():
+        return host.run(command, *args)
+
+
+@pytest.fixture(scope="module")
+def primary(pytestconfig, inventory):
+    name = next(iter(inventory["all"]["children"]["postgres"]["hosts"]))
+    return testinfra.get_host(
+        f"ansible://{name}", ansible_inventory=pytestconfig.option.ansible_inventory
+    )
+
+
+def _info(host) -> dict:
+    result = _pg(host, "pgbackrest --stanza=%s --output=json info", STANZA)
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def test_tls_server_listens_on_private_address(host, host_vars):
+    assert host.service("pgbackrest-server").is_running
+    assert host.socket(f"tcp://{host_vars['podium_private_address']}:8432").is_listening
+    assert not host.socket("tcp://0.0.0.0:8432").is_listening
+
+
+def test_stanza_checks_and_has_a_backup(host):
+    result = _pg(host, "pgbackrest --stanza=%s check", STANZA)
+    assert result.rc == 0, result.stdout + result.stderr
+    info = _info(host)
+    assert info["status"]["code"] == 0, info["status"]
+    assert info["backup"], "no backup in the repository"
+    assert any(b["type"] == "full" for b in info["backup"])
+
+
+def test_backups_come_from_the_replica(host):
+    conf = _root(host, "cat /etc/pgbackrest/pgbackrest.conf").stdout
+    assert "backup-standby=y" in conf
+    # pgBackRest logs that it waited for the standby's replay: the files came from it.
+    log = _root(host, "cat /var/log/pgbackrest/podium-backup.log").stdout
+    assert "replay on the standby reached" in log
+
+
+def test_wal_switch_is_archived_within_seconds(host, primary):
+    # A WAL record first: on an idle cluster pg_switch_wal() does not switch.
+    switched = _pg(
+        primary,
+        "psql -XAt -c \"SELECT pg_logical_emit_message(false, 'podium', 'probe')\" "
+        '-c "SELECT pg_walfile_name(pg_switch_wal())" podium',
+    )
+    assert switched.rc == 0, switched.stderr
+    segment = switched.stdout.split()[-1]
+    deadline = time.monotonic() + 30
+    archived = ""
+    while time.monotonic() < deadline:
+        archived = _pg(
+            primary, 'psql -XAtc "SELECT last_archived_wal FROM pg_stat_archiver" podium'
+        ).stdout.strip()
+        if archived >= segment:
+            break
+        time.sleep(1)
+    assert archived >= segment, f"{segment} not archived after 30 s (last: {archived})"
+    timeline_dir = f"{REPO}/archive/{STANZA}"
+    found = _root(host, "find %s -name '%s-*'", timeline_dir, segment)
+    assert found.stdout.strip(), f"{segment} not in the repository"
+
+
+def test_repository_is_encrypted(host):
+    info = _info(host)
+    assert info["cipher"] == "aes-256-cbc"
+    # An encrypted file starts with OpenSSL's "Salted__" header, a plaintext one would not.
+    manifest = _root(
+        host, "find %s/backup/%s -name backup.manifest -print -quit", REPO, STANZA
+    ).stdout.strip()
+    assert manifest
+    head = _root(host, "head -c 8 %s", manifest).stdout
+    assert head == "Salted__", head
+
+
+@pytest.mark.parametrize(
+    "timer",
+    [
+        "pgbackrest-full.timer",
+        "pgbackrest-diff.timer",
+        "pgbackrest-verify.timer",
+        "podium-backup-check.timer",
+    ],
+)
+def test_timers_enabled(host, timer):
+    unit = host.service(timer)
+    assert unit.is_enabled
+    assert unit.is_running
+
+
+def test_age_check_passes_and_exports_metrics(host):
+    result = _root(host, "/usr/local/sbin/podium-backup-check")
+    assert result.rc == 0, result.stdout + result.stderr
+    metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
+    assert 'podium_backup_last_success_timestamp_seconds{kind="full",' in metrics
+    for name in (
+        "podium_backup_last_success_timestamp_seconds",
+        "podium_wal_last_archived_timestamp_seconds",
+    ):
+        line = next(line for line in metrics.splitlines() if line.startswith(name + "{"))
+        assert abs(float(line.split()[-1]) - time.time()) < 7 * 86400
+
+
+def test_age_check_fails_when_stale(host):
+    result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 0")
+    assert result.rc == 1
+    assert "STALE: newest backup" in result.stderr
+    result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-wal-age 0")
+    assert result.rc == 1
+    assert "STALE: newest archived WAL" in result.stderr
+
+
+def test_verify_detects_a_corrupted_backup(host):
+    """Corrupt one file of a copy of the newest backup, verify must fail; then put it back."""
+    newest = _info(host)["backup"][-1]["label"]
+    target = _root(
+        host, "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
+    ).stdout.strip()
+    assert target, "no file to corrupt"
+    assert _root(host, "cp -p %s /tmp/podium-verify-orig", target).rc == 0
+    try:
+        assert (
+            _root(
+                host,
+                "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none",
+                target,
+            ).rc
+            == 0
+        )
+        bad = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
+        # pgBackRest 2.55 exits 0 and reports the stanza's status; podium reads the status.
+        assert "status: error" in bad.stdout, bad.stdout
+        assert "invalid checksum" in bad.stdout, bad.stdout
+        # The scheduled verification's unit fails on it too.
+        unit = _root(host, "systemctl start pgbackrest-verify.service")
+        assert unit.rc != 0, "pgbackrest-verify.service succeeded on a corrupted backup"
+    finally:
+        _root(host, "cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
+    good = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
+    assert good.rc == 0, good.stdout + good.stderr
+    assert "status: error" not in good.stdout, good.stdout
+    assert "invalid" not in good.stdout, good.stdout
+    assert _root(host, "systemctl start pgbackrest-verify.service").rc == 0
+
+
+@pytest.fixture(scope="module")
+def restore_host(pytestconfig, inventory):
+    """The replica (or the primary in a one-host stack): a scratch restore runs beside it."""
+    names = list(inventory["all"]["children"]["postgres"]["hosts"])
+    return testinfra.get_host(
+        f"ansible://{names[-1]}", ansible_inventory=pytestconfig.option.ansible_inventory
+    )
+
+
+def test_point_in_time_restore_brings_back_the_last_archived_write(primary, restore_host):
+    """Write a probe row on the primary, archive its WAL, restore the newest backup plus the
+    archive into a scratch directory beside the replica, start it on a private socket and
+    find the row: the backup and the WAL archive together restore, not just verify."""
+    probe = f"probe-{time.time_ns()}"
+    wrote = _pg(
+        primary,
+        "psql -XAt -v ON_ERROR_STOP=1 "
+        '-c "CREATE TABLE IF NOT EXISTS podium_ops.restore_probe (id text, at timestamptz)" '
+        "-c \"INSERT INTO podium_ops.restore_probe VALUES ('%s', now())\" "
+        '-c "SELECT pg_walfile_name(pg_switch_wal())" podium',
+        probe,
+    )
+    assert wrote.rc == 0, wrote.stderr
+    segment = wrote.stdout.split()[-1]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        last = _pg(
+            primary, 'psql -XAtc "SELECT last_archived_wal FROM pg_stat_archiver" podium'
+        ).stdout.strip()
+        if last >= segment:
+            break
+        time.sleep(1)
+    scratch, sock = "/var/tmp/podium-restore-test", "/var/tmp/podium-restore-sock"
+    bindir = "/usr/lib/postgresql/17/bin"
+    _root(restore_host, "rm -rf %s %s", scratch, sock)
+    _root(restore_host, "install -d -o postgres -g postgres -m 0700 %s %s", scratch, sock)
+    try:
+        restored = _pg(
+            restore_host,
+            "pgbackrest --stanza=podium --pg1-path=%s --archive-mode=off restore",
+            scratch,
+        )
+        assert restored.rc == 0, restored.stdout + restored.stderr
+        # No postgresql.conf in a Debian data directory: settings on the command line, the
+        # cluster's own pg_hba.conf (local peer for postgres), a socket nobody else uses.
+        etc = "/etc/postgresql/17/main"
+        options = (
+            f"-c config_file=/dev/null -c hba_file={etc}/pg_hba.conf "
+            f"-c ident_file={etc}/pg_ident.conf -c port=5499 -c listen_addresses= "
+            f"-c unix_socket_directories={sock} -c shared_buffers=64MB"
+        )
+        started = _pg(
+            restore_host,
+            "%s/pg_ctl -D %s -w -t 120 -l %s/log -o %s start",
+            bindir,
+            scratch,
+            scratch,
+            options,
+        )
+        log = _root(restore_host, "tail -20 %s/log", scratch).stdout
+        assert started.rc == 0, started.stdout + log
+        found = _pg(
+            restore_host,
+            "psql -h %s -p 5499 -XAt -d podium -c %s",
+            sock,
+            f"SELECT count(*) FROM podium_ops.restore_probe WHERE id = '{probe}'",
+        )
+        assert found.stdout.strip() == "1", found.stdout + found.stderr
+    finally:
+        _pg(restore_host, "%s/pg_ctl -D %s -m immediate stop", bindir, scratch)
+        _root(restore_host, "rm -rf %s %s", scratch, sock)
+
+
+def test_secrets_copy_is_encrypted_and_decrypts_with_the_operator_identity(host, stack_vars):
+    """The backup host holds an age file (not a readable tar) that the identity kept apart
+    from the controller's secrets decrypts into the secrets folder's files."""
+    archives = Path(stack_vars["podium_state_dir"]).glob("secrets-*.tar.age")
+    local = max(archives, key=lambda p: p.stat().st_mtime)
+    remote = f"/var/backups/podium-secrets/{local.name}"
+    assert _root(host, "head -c 21 %s", remote).stdout == "age-encryption.org/v1"
+    remote_sum = _root(host, "sha256sum %s", remote).stdout.split()[0]
+    local_sum = subprocess.run(["sha256sum", str(local)], capture_output=True, text=True)
+    assert local_sum.stdout.split()[0] == remote_sum
+    identity = stack_vars["podium_secrets_dir"] + "-backup-identity.txt"
+    plain = subprocess.run(
+        f"age -d -i {identity} {local} | tar -t", shell=True, capture_output=True, text=True
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "./postgres-app" in plain.stdout.split()
+    assert "./pgbackrest-cipher" in plain.stdout.split()
