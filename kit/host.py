@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from kit.errors import PodiumError
 from kit.stack import Stack
@@ -76,6 +77,31 @@ def check_root() -> None:
             "the lab must be managed as root (bridges, containers, host services)",
             "run ./podium again as root, e.g. with sudo",
         )
+
+
+# Every guest's systemd and its services hold inotify instances, which count against the
+# host's per-user limit (root's, shared by all guests): Debian's default of 128 runs out with
+# a full stack ("Too many open files" at boot or in services).
+INOTIFY_LIMITS = {"fs.inotify.max_user_instances": 1024, "fs.inotify.max_user_watches": 524288}
+
+
+def ensure_inotify_limits(note) -> None:
+    """Raise the host's inotify limits to at least INOTIFY_LIMITS (never lowers them)."""
+    for key, wanted in INOTIFY_LIMITS.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        try:
+            current = int(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if current < wanted:
+            try:
+                path.write_text(str(wanted))
+            except OSError as exc:
+                raise PodiumError(
+                    f"cannot raise {key} from {current} to {wanted} ({exc})",
+                    f"set it yourself: sysctl -w {key}={wanted}",
+                ) from None
+            note(f"raised {key} from {current} to {wanted} (many guests share it)")
 
 
 def check_nspawn() -> None:

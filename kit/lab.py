@@ -67,6 +67,7 @@ def up(stack_name: str, run_tests: bool = True) -> None:
         host.check_root()
         host.ensure_packages(host.HOST_PACKAGES, progress.note)
         host.check_nspawn()
+        host.ensure_inotify_limits(progress.note)
         host.ensure_bridge(stack, source, progress.note)
         _save_state(stack, paths)
         aptproxy.ensure([*active_bridge_gateways(), stack.gateway], progress.note)
