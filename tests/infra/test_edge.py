@@ -155,7 +155,10 @@ def test_an_acme_token_held_by_one_edge_is_served_by_every_edge(host, inventory)
     me = host.backend.get_hostname()
     token = f"podium-peer-test-{me}"
     folder = "/var/lib/podium/acme-challenge/.well-known/acme-challenge"
-    host.run(f"mkdir -p {folder} && echo {token} > {folder}/{token}")
+    with host.sudo():
+        made = host.run(f"mkdir -p {folder} && echo {token} > {folder}/{token} "
+                        f"&& chmod 644 {folder}/{token}")
+    assert made.rc == 0, made.stderr
 
     def fetch(address: str, name: str) -> tuple[int, str]:
         request = urllib.request.Request(f"http://{address}/.well-known/acme-challenge/{name}",
@@ -172,4 +175,5 @@ def test_an_acme_token_held_by_one_edge_is_served_by_every_edge(host, inventory)
             assert fetch(address, token) == (200, token), f"{other} did not serve {me}'s token"
             assert fetch(address, "nobody-has-this")[0] == 404
     finally:
-        host.run(f"rm -f {folder}/{token}")
+        with host.sudo():
+            host.run(f"rm -f {folder}/{token}")
