@@ -20,7 +20,8 @@ from pathlib import Path
 
 from kit.errors import PodiumError
 
-PACKAGES = ["postgresql", "redis-server"]
+# nginx-core: the WebDAV origin the media tests write to (services are not started by apt).
+PACKAGES = ["postgresql", "redis-server", "nginx-core"]
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from podium_app.api import (
     admin,
     apps,
     instance,
+    media,
     notifications,
     oauth,
     ops,
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
-                   admin):
+                   admin, media):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware)
     return app
