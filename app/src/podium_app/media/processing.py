@@ -76,7 +76,8 @@ def _encode(im: Image.Image) -> Rendition:
 def _blurhash(im: Image.Image) -> str:
     small = im.convert("RGB")
     small.thumbnail((32, 32))
-    pixels = list(small.getdata())
+    # get_flattened_data replaces getdata (deprecated) from Pillow 12.1.
+    pixels = list(getattr(small, "get_flattened_data", small.getdata)())
     rows = [pixels[y * small.width:(y + 1) * small.width] for y in range(small.height)]
     return blurhash.encode(rows, components_x=4, components_y=3)
 
@@ -109,7 +110,7 @@ def process_image(data: bytes, declared_type: str | None, *, max_bytes: int,
     except MediaRefused:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise MediaRefused("the image is a decompression bomb") from err
+        raise MediaRefused("the image has too many pixels (a decompression bomb)") from err
     except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as err:
         # Truncated data, corrupt chunks, bad headers: Pillow's ways of saying so.
         raise MediaRefused("the file is truncated or corrupt") from err
