@@ -1,0 +1,43 @@
+"""podium-app on servers: migrate (idempotent), create-user, set-role, tokens."""
+
+import os
+import subprocess
+import sys
+
+
+def cli(settings, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PODIUM_ENV_FILE": "/dev/null",
+           "PODIUM_DATABASE_URL": settings.database_url, "PODIUM_REDIS_URL": settings.redis_url,
+           "PODIUM_DATABASE_PGBOUNCER": "false"}
+    return subprocess.run([sys.executable, "-m", "podium_app", *args], env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_migrate_is_idempotent(base_settings):
+    done = cli(base_settings, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert "head" in done.stdout
+
+
+def test_create_user_set_role_and_token(base_settings, client):
+    made = cli(base_settings, "create-user", "admin1", "admin1@example.org", "--password-stdin",
+               stdin="a long password\n")
+    assert made.returncode == 0, made.stderr
+    assert cli(base_settings, "set-role", "admin1", "admin").returncode == 0
+    token = cli(base_settings, "tokens", "create", "admin1").stdout.split("token: ")[1].strip()
+    me = client.get("/api/v1/accounts/verify_credentials",
+                    headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["username"] == "admin1" and me["role"]["name"] == "admin"
+    assert len(cli(base_settings, "tokens", "list", "admin1").stdout.splitlines()) == 1
+    assert cli(base_settings, "tokens", "revoke", "admin1").returncode == 0
+    assert client.get("/api/v1/accounts/verify_credentials",
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_create_user_refuses_a_taken_name_with_a_message(base_settings):
+    cli(base_settings, "create-user", "dup", "dup@example.org", "--password-stdin",
+        stdin="a long password\n")
+    again = cli(base_settings, "create-user", "dup", "dup2@example.org", "--password-stdin",
+                stdin="a long password\n")
+    assert again.returncode == 1
+    assert "already taken" in again.stderr
