@@ -20,8 +20,9 @@ from pathlib import Path
 
 from kit.errors import PodiumError
 
-# nginx-core: the WebDAV origin the media tests write to (services are not started by apt).
-PACKAGES = ["postgresql", "redis-server", "nginx-core"]
+# nginx-core: the WebDAV origin the media tests write to (started by the test on loopback);
+# ffmpeg: ffprobe/ffmpeg for video uploads (the app hosts need it too).
+PACKAGES = ["postgresql", "redis-server", "nginx-core", "ffmpeg"]
 
 
 def free_port() -> int:

@@ -231,12 +231,6 @@ def test_polyglot_payload_is_not_served(client, make_user, media_app):
     assert served.headers["x-content-type-options"] == "nosniff"
 
 
-def test_video_is_refused_for_now(client, make_user, media_app):
-    alice = make_user("alice")
-    answer = upload(client, alice, b"\x00\x00\x00\x18ftypmp42", "video/mp4")
-    assert answer.status_code == 422 and "video" in answer.json()["error"]
-
-
 def test_upload_needs_write_media(client, make_user, media_app):
     reader = make_user("reader", scopes="read")
     assert upload(client, reader, jpeg(), "image/jpeg").status_code == 403
@@ -334,3 +328,109 @@ def test_webdav_origin_down_is_a_clean_error(client, make_user, configure):
     answer = upload(client, alice, jpeg(), "image/jpeg")
     assert answer.status_code == 503
     assert "media storage" in answer.json()["error"]
+
+
+# --- video: probed at upload, transcoded by the worker (ffmpeg from Debian) ---------------
+
+def make_video(tmp_path, name: str, seconds: float = 2, args=("-c:v", "mpeg4")) -> bytes:
+    import subprocess
+
+    out = tmp_path / name
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc=size=320x240:rate=25:duration={seconds}", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:duration={seconds}", *args, str(out)], check=True)
+    return out.read_bytes()
+
+
+def ffprobe(data: bytes, tmp_path) -> dict:
+    import json
+    import subprocess
+
+    path = tmp_path / "probe-me"
+    path.write_bytes(data)
+    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
+                           str(path)], capture_output=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_video_is_202_until_the_worker_transcodes_it(client, make_user, media_app, drain,
+                                                     post, tmp_path):
+    alice = make_user("alice")
+    source = make_video(tmp_path, "in.mov")  # MPEG-4 part 2 in QuickTime: must be redone
+    answer = upload(client, alice, source, "video/quicktime", description="test card")
+    assert answer.status_code == 202, answer.text
+    media = answer.json()
+    assert media["type"] == "video" and media["url"] is None
+    assert client.get(f"/api/v1/media/{media['id']}", headers=alice.headers).status_code == 206
+    early = client.post("/api/v1/statuses", headers=alice.headers,
+                        json={"status": "too soon", "media_ids": [media["id"]]})
+    assert early.status_code == 422 and "processing" in early.json()["error"]
+    drain()
+    done = client.get(f"/api/v1/media/{media['id']}", headers=alice.headers)
+    assert done.status_code == 200
+    media = done.json()
+    assert media["url"].endswith(".mp4") and media["preview_url"].endswith(".jpg")
+    assert media["meta"]["original"]["duration"] == pytest.approx(2, abs=0.2)
+    mp4 = client.get(media["url"].removeprefix(media_app.media_base_url)).content
+    codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(mp4, tmp_path)["streams"]}
+    assert codecs == {"video": "h264", "audio": "aac"}
+    assert mp4.index(b"moov") < mp4.index(b"mdat"), "faststart: the index comes first"
+    assert not list(tmp_path.rglob("*.src")), "the uploaded source is deleted after transcoding"
+    status = post(alice, "a video", media_ids=[media["id"]])
+    assert status["media_attachments"][0]["type"] == "video"
+
+
+def test_webm_is_accepted(client, make_user, media_app, tmp_path):
+    alice = make_user("alice")
+    webm = make_video(tmp_path, "in.webm", args=("-c:v", "libvpx", "-c:a", "libvorbis"))
+    assert upload(client, alice, webm, "video/webm").status_code == 202
+
+
+def test_video_too_long_or_too_large_is_refused(client, make_user, media_app, configure,
+                                                tmp_path):
+    alice = make_user("alice")
+    source = make_video(tmp_path, "in.mp4", seconds=3)
+    configure(media_max_video_seconds=1)
+    answer = upload(client, alice, source, "video/mp4")
+    assert answer.status_code == 422 and "longer than 1 seconds" in answer.json()["error"]
+    configure(media_max_video_seconds=300, media_max_video_bytes=1000)
+    answer = upload(client, alice, source, "video/mp4")
+    assert answer.status_code == 422 and "larger than" in answer.json()["error"]
+
+
+VIDEO_HOSTILE = {
+    "zero-length": (lambda v: b"", "video/mp4", "empty"),
+    "truncated MP4": (lambda v: v[: len(v) // 3], "video/mp4", "truncated or corrupt"),
+    "text behind an ftyp box": (lambda v: b"\x00\x00\x00\x18ftypmp42" + b"A" * 500,
+                                "video/mp4", "truncated or corrupt"),
+    "JPEG sent as video": (lambda v: jpeg(), "video/mp4", "not MP4, MOV or WebM"),
+    "video sent as an image": (lambda v: v, "image/jpeg", "not MP4, MOV or WebM"),
+}
+
+
+@pytest.mark.parametrize("name", list(VIDEO_HOSTILE))
+def test_hostile_videos_are_refused(client, make_user, media_app, drain, tmp_path, name):
+    make, ctype, message = VIDEO_HOSTILE[name]
+    alice = make_user("alice")
+    answer = upload(client, alice, make(make_video(tmp_path, "in.mp4")), ctype)
+    assert answer.status_code == 422, answer.text
+    assert message in answer.json()["error"]
+    drain()  # nothing queued, and the worker is fine
+
+
+def test_worker_survives_a_video_ffmpeg_cannot_transcode(client, make_user, media_app,
+                                                          drain, tmp_path):
+    alice = make_user("alice")
+    good = make_video(tmp_path, "in.mp4")
+    media = upload(client, alice, good, "video/mp4").json()
+    # Damage the stored source after the probe accepted it: the worker must fail it cleanly.
+    (src,) = list(tmp_path.rglob("*.src"))
+    src.write_bytes(good[:200])
+    drain()
+    after = client.get(f"/api/v1/media/{media['id']}", headers=alice.headers)
+    assert after.status_code == 200 and after.json()["url"] is None
+    # And it goes on working on the next one.
+    second = upload(client, alice, make_video(tmp_path, "two.mp4", seconds=1), "video/mp4")
+    drain()
+    assert client.get(f"/api/v1/media/{second.json()['id']}",
+                      headers=alice.headers).json()["url"].endswith(".mp4")

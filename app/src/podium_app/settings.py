@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     media_max_image_pixels: int = Field(40_000_000, ge=1)
     # The stored original is scaled down to at most this many pixels (Mastodon: 3840x2160).
     media_output_pixels: int = Field(8_294_400, ge=1)
+    # Video (MP4, MOV, WebM): probed at upload, transcoded to H.264/AAC MP4 by the worker.
+    media_max_video_bytes: int = Field(99_000_000, ge=1)
+    media_max_video_seconds: int = Field(300, ge=1)
+    media_max_video_pixels: int = Field(4096 * 2304, ge=1)
 
     # --- rate limits: "COUNT/SECONDS" per account and per IP --------------------------------
     rate_signup_ip: str = "5/3600"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from arq import Retry, cron
 
@@ -61,6 +62,17 @@ async def admit_waitlist(ctx: dict) -> int:
     return len(admitted)
 
 
+async def transcode_video(ctx: dict, media_id: str) -> None:
+    from podium_app.media import service as media_service
+    from podium_app.media import storage
+
+    settings: Settings = ctx["settings"]
+    parsed = uuid.UUID(media_id)
+    async with ctx["db"].sessions() as session, session.begin():
+        await media_service.transcode(session, settings, storage.from_settings(settings),
+                                      parsed)
+
+
 def _startup_for(settings: Settings):
     async def startup(ctx: dict) -> None:
         ctx["settings"] = settings
@@ -78,7 +90,7 @@ async def _shutdown(ctx: dict) -> None:
 def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
-        "functions": [send_mail, fanout_status, unfan_statuses],
+        "functions": [send_mail, fanout_status, unfan_statuses, transcode_video],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
         "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,

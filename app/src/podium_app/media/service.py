@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from podium_app.errors import ApiError, unprocessable
 from podium_app.ids import new_id, to_str
-from podium_app.media import storage
+from podium_app.media import storage, video
 from podium_app.media.processing import MediaRefused, process_image
 from podium_app.models import Account, MediaAttachment
 from podium_app.settings import Settings
@@ -29,8 +29,9 @@ def _meta(width: int, height: int) -> dict:
 async def create(session: AsyncSession, settings: Settings, store: storage.Storage,
                  owner: Account, data: bytes, content_type: str | None,
                  description: str) -> MediaAttachment:
-    if content_type and content_type.split("/")[0] == "video":
-        raise unprocessable("video uploads are not supported yet")
+    if (content_type or "").startswith("video/") or video.looks_like_video(data):
+        return await _create_video(session, settings, store, owner, data, content_type,
+                                   description)
     try:
         result = await asyncio.to_thread(
             process_image, data, content_type, max_bytes=settings.media_max_image_bytes,
@@ -57,11 +58,79 @@ async def create(session: AsyncSession, settings: Settings, store: storage.Stora
     return media
 
 
+async def _create_video(session, settings, store, owner, data, content_type,
+                        description) -> MediaAttachment:
+    try:
+        probed = await asyncio.to_thread(
+            video.probe, data, content_type, max_bytes=settings.media_max_video_bytes,
+            max_seconds=settings.media_max_video_seconds,
+            max_pixels=settings.media_max_video_pixels)
+    except MediaRefused as err:
+        raise unprocessable(str(err)) from err
+    source = storage.name_for(data, "src")
+    try:
+        await asyncio.to_thread(store.put, source, data, "application/octet-stream")
+    except storage.StorageError as err:
+        log.error("media upload failed: %s", err)
+        raise ApiError(503, "The media storage is unavailable, try again later") from err
+    media = MediaAttachment(
+        id=new_id(), account_id=owner.id, type="video", description=description,
+        meta={"source": source, "processing": True,
+              "original": {**_meta(probed.width, probed.height),
+                           "duration": round(probed.duration, 3)}})
+    session.add(media)
+    await session.flush()
+    return media
+
+
+def processing(media: MediaAttachment) -> bool:
+    return bool(media.meta.get("processing"))
+
+
+async def transcode(session: AsyncSession, settings: Settings, store: storage.Storage,
+                    media_id: uuid.UUID) -> None:
+    """The worker's half of a video upload. Never raises for bad input: a file ffmpeg cannot
+    handle marks the attachment failed (url stays null) and the job ends."""
+    media = await session.get(MediaAttachment, media_id)
+    if media is None or not processing(media):
+        return  # deleted meanwhile, or done already (the job is idempotent)
+    source = media.meta["source"]
+    data = await asyncio.to_thread(store.get, source)
+    meta = dict(media.meta)
+    try:
+        if data is None:
+            raise RuntimeError("the uploaded file is missing at the origin")
+        mp4, poster = await asyncio.to_thread(video.transcode, data)
+        still = await asyncio.to_thread(
+            process_image, poster, "image/jpeg", max_bytes=50_000_000,
+            max_pixels=settings.media_max_video_pixels, output_pixels=settings.media_output_pixels)
+    except (RuntimeError, MediaRefused, OSError) as err:
+        log.error("video %s could not be processed: %s", media.id, err)
+        meta.update(processing=False, failed=True)
+        media.meta = meta
+        return
+    media.file_name = storage.name_for(mp4, "mp4")
+    await asyncio.to_thread(store.put, media.file_name, mp4, "video/mp4")
+    media.preview_name = storage.name_for(still.preview.data, still.preview.ext)
+    await asyncio.to_thread(store.put, media.preview_name, still.preview.data,
+                            still.preview.content_type)
+    media.blurhash = still.blurhash
+    meta.pop("source", None)
+    meta.update(processing=False,
+                small={**_meta(still.preview.width, still.preview.height)})
+    media.meta = meta
+    await session.flush()
+    if not await session.scalar(select(func.count()).select_from(MediaAttachment).where(
+            MediaAttachment.meta["source"].astext == source)):
+        await asyncio.to_thread(store.delete, source)
+
+
 def render(media: MediaAttachment, settings: Settings) -> dict:
     url = storage.public_url(settings, media.file_name) if media.file_name else None
     preview = storage.public_url(settings, media.preview_name) if media.preview_name else None
     return {"id": to_str(media.id), "type": media.type, "url": url, "preview_url": preview,
-            "remote_url": None, "text_url": None, "meta": media.meta,
+            "remote_url": None, "text_url": None,
+            "meta": {k: v for k, v in media.meta.items() if k in ("original", "small")},
             "description": media.description or None, "blurhash": media.blurhash}
 
 
@@ -74,10 +143,16 @@ async def attach(session: AsyncSession, owner: Account, status_id: uuid.UUID,
         raise unprocessable("unknown or repeated media_ids")
     rows = {m.id: m for m in (await session.scalars(select(MediaAttachment).where(
         MediaAttachment.id.in_(media_ids)))).all()}
+    found = [rows.get(i) for i in media_ids]
+    if any(m is not None and m.type == "video" for m in found) and len(found) > 1:
+        raise unprocessable("a post takes one video, or up to 4 images")
     for position, media_id in enumerate(media_ids):
         media = rows.get(media_id)
         if media is None or media.account_id != owner.id or media.status_id is not None:
             raise unprocessable("unknown media_ids or media already attached")
+        if processing(media) or media.file_name is None:
+            raise unprocessable("Cannot attach files that have not finished processing. "
+                                "Try again in a moment!")
         media.status_id = status_id
         media.position = position
 
