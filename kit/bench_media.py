@@ -29,6 +29,28 @@ def photo(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+def video_speed(seconds: int = 10) -> None:
+    """Transcode speed relative to real time: a 1080p30 test clip with audio, made by
+    ffmpeg (MPEG-4 part 2 at high quality, so the transcode really re-encodes)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from podium_app.media.video import transcode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "clip.mov"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                        f"testsrc2=size=1920x1080:rate=30:duration={seconds}", "-f", "lavfi",
+                        "-i", f"sine=duration={seconds}", "-c:v", "mpeg4", "-q:v", "3",
+                        str(src)], check=True)
+        start = time.perf_counter()
+        transcode(src.read_bytes())
+        took = time.perf_counter() - start
+    print(f"video: {seconds} s of 1920x1080p30 + audio transcoded in {took:.1f} s "
+          f"= {seconds / took:.2f}x real time")
+
+
 def main(runs: int = 3) -> None:
     print(f"{'size':>11} {'MP':>5} {'file MB':>8} {'median s':>9} {'s/MP':>6}")
     for width, height in SIZES:
@@ -47,3 +69,4 @@ def main(runs: int = 3) -> None:
 
 if __name__ == "__main__":
     main()
+    video_speed()
