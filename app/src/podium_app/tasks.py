@@ -37,6 +37,18 @@ async def send_mail(ctx: dict, to: str, subject: str, body: str) -> None:
         raise Retry(defer=_backoff(ctx.get("job_try", 1))) from err
 
 
+async def send_templated_mail(ctx: dict, to: str, template: str, locale: str,
+                              params: dict, unsubscribe_url: str | None = None) -> None:
+    """Localized text + HTML mail (mailtemplates.py), with the same retries as send_mail."""
+    settings: Settings = ctx["settings"]
+    message = mail.build_templated(settings, to, template, locale, params, unsubscribe_url)
+    try:
+        await asyncio.to_thread(mail.send, settings, message)
+    except (OSError, mail.smtplib.SMTPException) as err:
+        log.warning("mail to %s failed (%s), retrying", to, err)
+        raise Retry(defer=_backoff(ctx.get("job_try", 1))) from err
+
+
 async def fanout_status(ctx: dict, status_id: str) -> None:
     await feeds.fan_out(ctx["db"], ctx["redis"], ctx["settings"], status_id)
 
@@ -90,7 +102,8 @@ async def _shutdown(ctx: dict) -> None:
 def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
-        "functions": [send_mail, fanout_status, unfan_statuses, transcode_video],
+        "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
+                      transcode_video],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
         "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,
