@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,8 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> 
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
     python = str(VENV_BIN / "python")
+    # A SIGTERM (timeout, CI cancel) unwinds through `finally`: no server is left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     services = appservices.AppServices().start()
     procs: list[subprocess.Popen] = []
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -37,10 +38,17 @@ from kit.appservices import AppServices, free_port
 SECRET = "test-secret-key-" + "x" * 32
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def pytest_configure(config):
     # arq calls redis-py's deprecated close() on shutdown; nothing of ours.
     config.addinivalue_line("filterwarnings",
                             "ignore:Call to deprecated close:DeprecationWarning")
+    # A SIGTERM (CI cancel, timeout) tears the session down like Ctrl-C: the throwaway
+    # PostgreSQL and Redis are stopped and their directory removed.
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @dataclass
