@@ -21,7 +21,9 @@ from pathlib import Path
 from kit.errors import PodiumError
 
 # chromium: the web front's browser tests (tests/app/test_web_browser.py) drive Debian's build.
-PACKAGES = ["postgresql", "redis-server", "chromium"]
+# nginx-core: the WebDAV origin the media tests write to (started by the test on loopback);
+# ffmpeg: ffprobe/ffmpeg for video uploads (the app hosts need it too).
+PACKAGES = ["postgresql", "redis-server", "chromium", "nginx-core", "ffmpeg"]
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from podium_app.api import (
     admin,
     apps,
     instance,
+    media,
     notifications,
     oauth,
     ops,
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
-                   admin):
+                   admin, media):
         app.include_router(module.router)
     web.install(app)  # the web pages (podium_app.web): after the API, they share no path
     app.add_middleware(MetricsMiddleware)

@@ -21,6 +21,23 @@ def build(settings: Settings, to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
+def build_templated(settings: Settings, to: str, template: str, locale: str,
+                    params: dict[str, str], unsubscribe_url: str | None = None) -> EmailMessage:
+    """A text + HTML message from mailtemplates, with Content-Language and, for digests,
+    List-Unsubscribe with one-click unsubscribe (RFC 8058)."""
+    from podium_app import mailtemplates
+
+    lang, subject, text, page = mailtemplates.render(
+        template, locale, {"title": settings.title, **params})
+    message = build(settings, to, subject, text)
+    message.add_alternative(page, subtype="html")
+    message["Content-Language"] = lang
+    if unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return message
+
+
 def send(settings: Settings, message: EmailMessage) -> None:
     """Send one message (blocking; the worker runs it in a thread). Raises OSError or
     smtplib.SMTPException, which the job turns into a retry with backoff."""

@@ -295,3 +295,22 @@ class InstanceSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict] = mapped_column(JSONB, nullable=False)
+
+
+class MediaAttachment(Base):
+    """An uploaded file. status_id is NULL until a post takes it; deleting the post deletes
+    the row (CASCADE) and the API deletes the files at the origin."""
+
+    __tablename__ = "media_attachments"
+
+    id: Mapped[uuid.UUID] = _pk()
+    account_id: Mapped[uuid.UUID] = _fk("accounts.id")
+    status_id: Mapped[uuid.UUID | None] = _fk("statuses.id", nullable=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    type: Mapped[str] = mapped_column(String(16), nullable=False, default="image")
+    file_name: Mapped[str | None] = mapped_column(String(100), index=True)
+    preview_name: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(1500), nullable=False, default="")
+    blurhash: Mapped[str | None] = mapped_column(String(100))
+    meta: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
+    created_at: Mapped[datetime] = _now()

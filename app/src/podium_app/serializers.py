@@ -72,7 +72,7 @@ def status(st: Status, ctx: StatusContext) -> dict:
         "visibility": st.visibility,
         "sensitive": st.sensitive,
         "spoiler_text": st.spoiler_text,
-        "media_attachments": [],
+        "media_attachments": ctx.media.get(st.id, []),
         "application": None,
         "mentions": [
             {"id": to_str(a.id), "username": a.username, "acct": a.username,
@@ -113,6 +113,8 @@ class StatusContext:
         self.tags: dict[uuid.UUID, list[str]] = {}
         self.favourited: set[uuid.UUID] = set()
         self.reblogged: set[uuid.UUID] = set()
+        # Rendered MediaAttachment entities per status id, in order.
+        self.media: dict[uuid.UUID, list[dict]] = {}
 
 
 def relationship(target_id: uuid.UUID, following: bool, followed_by: bool) -> dict:

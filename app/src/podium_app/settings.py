@@ -66,6 +66,24 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_from: str = "Podium <noreply@podium.test>"
 
+    # --- media (docs/decisions/0080-media.md) ------------------------------------------------
+    # Where files go: "local" (PODIUM_MEDIA_DIR) or "webdav" (the media role's origin).
+    media_backend: Literal["local", "webdav"] = "local"
+    media_dir: str = "/var/lib/podium/media"
+    # Format: http://HOST:PORT (the media role's nginx, e.g. http://10.0.0.5:8081).
+    media_webdav_url: str | None = None
+    # Public base of file URLs; default https://media.<domain>.
+    media_base_url: str | None = None
+    media_max_image_bytes: int = Field(16_000_000, ge=1)
+    # Refused before decoding above this many pixels (decompression bombs).
+    media_max_image_pixels: int = Field(40_000_000, ge=1)
+    # The stored original is scaled down to at most this many pixels (Mastodon: 3840x2160).
+    media_output_pixels: int = Field(8_294_400, ge=1)
+    # Video (MP4, MOV, WebM): probed at upload, transcoded to H.264/AAC MP4 by the worker.
+    media_max_video_bytes: int = Field(99_000_000, ge=1)
+    media_max_video_seconds: int = Field(300, ge=1)
+    media_max_video_pixels: int = Field(4096 * 2304, ge=1)
+
     # --- rate limits: "COUNT/SECONDS" per account and per IP --------------------------------
     rate_signup_ip: str = "5/3600"
     rate_login_ip: str = "30/300"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from arq import Retry, cron
 
@@ -29,6 +30,18 @@ def _backoff(try_number: int) -> int:
 async def send_mail(ctx: dict, to: str, subject: str, body: str) -> None:
     settings: Settings = ctx["settings"]
     message = mail.build(settings, to, subject, body)
+    try:
+        await asyncio.to_thread(mail.send, settings, message)
+    except (OSError, mail.smtplib.SMTPException) as err:
+        log.warning("mail to %s failed (%s), retrying", to, err)
+        raise Retry(defer=_backoff(ctx.get("job_try", 1))) from err
+
+
+async def send_templated_mail(ctx: dict, to: str, template: str, locale: str,
+                              params: dict, unsubscribe_url: str | None = None) -> None:
+    """Localized text + HTML mail (mailtemplates.py), with the same retries as send_mail."""
+    settings: Settings = ctx["settings"]
+    message = mail.build_templated(settings, to, template, locale, params, unsubscribe_url)
     try:
         await asyncio.to_thread(mail.send, settings, message)
     except (OSError, mail.smtplib.SMTPException) as err:
@@ -61,6 +74,17 @@ async def admit_waitlist(ctx: dict) -> int:
     return len(admitted)
 
 
+async def transcode_video(ctx: dict, media_id: str) -> None:
+    from podium_app.media import service as media_service
+    from podium_app.media import storage
+
+    settings: Settings = ctx["settings"]
+    parsed = uuid.UUID(media_id)
+    async with ctx["db"].sessions() as session, session.begin():
+        await media_service.transcode(session, settings, storage.from_settings(settings),
+                                      parsed)
+
+
 def _startup_for(settings: Settings):
     async def startup(ctx: dict) -> None:
         ctx["settings"] = settings
@@ -78,7 +102,8 @@ async def _shutdown(ctx: dict) -> None:
 def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
-        "functions": [send_mail, fanout_status, unfan_statuses],
+        "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
+                      transcode_video],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
         "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,

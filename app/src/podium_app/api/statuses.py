@@ -21,7 +21,9 @@ from podium_app.api.deps import (
     require,
     user_of,
 )
+from podium_app.api.media import store_of
 from podium_app.errors import forbidden, not_found, unprocessable
+from podium_app.media import service as media_service
 from podium_app.models import Account, Favourite, Status
 from podium_app.pagination import Page, link_header, page_params
 from podium_app.services import feeds
@@ -69,8 +71,6 @@ async def post_status(
     redis = request.app.state.redis
     await ratelimit.hit(redis, "post", str(author.id), settings.rate_post_account)
     await ratelimit.hit(redis, "post-ip", _ip(request), settings.rate_post_ip)
-    if params.media_ids:
-        raise unprocessable("media attachments are not supported yet")
     if params.scheduled_at:
         raise unprocessable("scheduled posts are not supported")
     idem_key = f"podium:idem:{author.id}:{idempotency_key}" if idempotency_key else None
@@ -89,6 +89,9 @@ async def post_status(
                               in_reply_to_id=reply_to, visibility=params.visibility,
                               sensitive=params.sensitive, spoiler_text=params.spoiler_text,
                               language=params.language)
+    if params.media_ids:
+        await media_service.attach(session, author, st.id,
+                                   [ids.parse(i) for i in params.media_ids])
     await session.commit()
     if idem_key:
         with contextlib.suppress(RedisError):
@@ -118,8 +121,10 @@ async def edit_status(session: Session, settings: AppSettings, status_id: str,
                       auth: Auth = require("write:statuses"),
                       params: StatusEditIn = body(StatusEditIn)) -> dict:
     st = await _visible(session, status_id, auth)
-    if params.media_ids:
-        raise unprocessable("media attachments are not supported yet")
+    if params.media_ids and params.media_ids != [
+            m["id"] for m in (await service.render_one(session, settings, st,
+                                                       user_of(auth)))["media_attachments"]]:
+        raise unprocessable("changing the attachments of a post is not supported yet")
     await service.edit(session, settings, user_of(auth), st, text=params.status,
                        spoiler_text=params.spoiler_text, sensitive=params.sensitive,
                        language=params.language)
@@ -135,8 +140,11 @@ async def delete_status(request: Request, session: Session, settings: AppSetting
         raise forbidden("You can only delete your own posts")
     rendered = await service.render_one(session, settings, st, user_of(auth))
     rendered["text"] = st.text
+    files = await media_service.names_of(session, st.id)
     removed = await service.remove(session, st)
     await session.commit()
+    # Rows went with the post (CASCADE); now its files at the origin.
+    await media_service.delete_unreferenced(session, store_of(request), files)
     await jobs.enqueue(request, "unfan_statuses", [str(i) for i in removed], str(st.account_id))
     return rendered
 

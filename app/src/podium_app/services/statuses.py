@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from podium_app.errors import ApiError, forbidden, not_found, unprocessable
 from podium_app.ids import new_id
+from podium_app.media import service as media_service
 from podium_app.models import (
     Account,
     Favourite,
@@ -291,6 +292,8 @@ async def render(session: AsyncSession, settings: Settings, statuses: list[Statu
                                       .where(StatusTag.status_id.in_(all_ids)))).all()
     for status_id, name in tag_rows:
         ctx.tags.setdefault(status_id, []).append(name)
+    for status_id, attached in (await media_service.for_statuses(session, all_ids)).items():
+        ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
     if viewer is not None:
         ctx.favourited = set((await session.scalars(select(Favourite.status_id).where(
             Favourite.account_id == viewer.id, Favourite.status_id.in_(all_ids)))).all())

@@ -1,0 +1,1 @@
+"""Media: safe image processing (processing.py) and storage at an origin (storage.py)."""
