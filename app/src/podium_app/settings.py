@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_from: str = "Podium <noreply@podium.test>"
+    # A CA bundle to verify the mail server's certificate with instead of the system's (the
+    # lab's ACME CA; unset in production, where the certificate is a public one).
+    smtp_ca_file: str | None = None
 
     # --- media (docs/decisions/0080-media.md) ------------------------------------------------
     # Where files go: "local" (PODIUM_MEDIA_DIR) or "webdav" (the media role's origin).
