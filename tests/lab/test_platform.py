@@ -84,8 +84,8 @@ def follower(site):
     # The lab's operator mailbox (ops@) is a real one on the platform's mail host; a
     # +detail address per run, since an address signs up once.
     signup = _json(_call(site, "POST", "/api/v1/accounts", token=app_token, body={
-        "username": name, "email": f"ops+{name}@{site['domain']}", "password": secrets.token_urlsafe(16),
-        "agreement": True, "locale": "en"}))
+        "username": name, "email": f"ops+{name}@{site['domain']}",
+        "password": secrets.token_urlsafe(16), "agreement": True, "locale": "en"}))
     raw = wait_in_mailbox(site["mail"], "ops", name, timeout=120)
     message = email.message_from_bytes(raw, policy=email.policy.default)
     text = message.get_body(preferencelist=("plain",)).get_content()
