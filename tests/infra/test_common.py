@@ -75,6 +75,18 @@ def test_ssh_offers_only_modern_algorithms(host):
     assert not any("sha1" in k for k in settings["kexalgorithms"].split(","))
 
 
+def test_ssh_never_locks_out_the_operator_for_slow_logins(host, stack_vars):
+    """Slow logins on a busy host (over LoginGraceTime) earn the source a refusal of up to
+    10 minutes under OpenSSH's PerSourcePenalties: the operator's addresses, from which Ansible
+    and testinfra connect, are exempt, and the grace time leaves a loaded host room."""
+    with host.sudo():
+        config = host.run("sshd -T").stdout
+    settings = dict(line.split(" ", 1) for line in config.splitlines() if " " in line)
+    assert int(settings["logingracetime"]) >= 60
+    exempt = set(settings["persourcepenaltyexemptlist"].split(","))
+    assert set(stack_vars["podium_operator_cidrs"]) <= exempt
+
+
 @pytest.mark.parametrize("service", ["ssh", "nftables", "fail2ban", "systemd-journald"])
 def test_baseline_service_running_and_enabled(host, service):
     unit = host.service(service)
