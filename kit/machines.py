@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import cloudinit
+from kit import cgroups, cloudinit
 from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Host, Stack
@@ -91,13 +91,16 @@ class Machine:
             "--resolv-conf=off",
             "--timezone=off",
         ]
+        # Its own cgroup: nspawn would otherwise share one tree with every other machine
+        # (kit/cgroups.py says why that broke SSH logins).
+        join_cgroups = cgroups.joiner(cgroups.prepare(self.machine_name))
         with open(self.console_log, "ab") as log:
             log.write(f"\n===== boot {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
             log.flush()
             try:
                 proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=env,
+                    start_new_session=True, env=env, preexec_fn=join_cgroups,
                 )
             except FileNotFoundError:
                 raise PodiumError(
@@ -136,9 +139,11 @@ class Machine:
             while time.monotonic() < deadline + 10 and self.pid() is not None:
                 time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
+        cgroups.remove(self.machine_name)
 
     def remove(self) -> None:
         self.stop()
+        cgroups.remove(self.machine_name)
         if self.dir.exists():
             shutil.rmtree(self.dir)
 

@@ -75,6 +75,19 @@ def test_ssh_offers_only_modern_algorithms(host):
     assert not any("sha1" in k for k in settings["kexalgorithms"].split(","))
 
 
+def test_cgroups_hold_only_this_hosts_processes(host):
+    """A host's systemd must own its cgroups alone. Lab machines once shared one tree, so a
+    guest's units held other guests' processes (listed as pid 0, outside its PID namespace)
+    and stopping a unit waited for them: user@1000.service took two minutes to stop and SSH
+    logins hung meanwhile (kit/cgroups.py)."""
+    with host.sudo():
+        out = host.run("find /sys/fs/cgroup -name cgroup.procs -exec cat {} +")
+    assert out.rc == 0, out.stderr
+    pids = out.stdout.split()
+    assert pids, "no process found in any cgroup"
+    assert "0" not in pids, f"{pids.count('0')} processes of other machines in this host's cgroups"
+
+
 def test_ssh_never_locks_out_the_operator_for_slow_logins(host, stack_vars):
     """Slow logins on a busy host (over LoginGraceTime) earn the source a refusal of up to
     10 minutes under OpenSSH's PerSourcePenalties: the operator's addresses, from which Ansible
