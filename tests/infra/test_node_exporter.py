@@ -41,3 +41,13 @@ def test_node_exporter_serves_node_metrics(host, host_vars, stack_vars):
     assert result.rc == 0, result.stderr
     assert "node_filesystem_avail_bytes{" in result.stdout
     assert "node_textfile_scrape_error 0" in result.stdout
+
+
+def test_node_exporter_gathers_without_errors(host, host_vars, stack_vars):
+    """Duplicate series (e.g. nspawn's /run/host bind mounts repeating the host's disk) make
+    every scrape an error. The second scrape reports the first one's outcome."""
+    url = f"http://{host_vars['podium_private_address']}:{_port(stack_vars)}/metrics"
+    _fetch(host, url)
+    result = _fetch(host, url)
+    assert result.rc == 0, result.stderr
+    assert 'promhttp_metric_handler_errors_total{cause="gathering"} 0' in result.stdout
