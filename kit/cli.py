@@ -115,9 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "the lab tier: up the local stack, converge twice (the second must "
                        "change nothing), testinfra, lab tests, down.")
     p.add_argument("--fast", action="store_true", help="only the unit and app tiers")
-    p.add_argument("--scenarios", action="store_true",
-                   help="also run tests/lab (end to end, mail, edge, monitoring faults, second "
-                        "converge): not in the default run yet, see docs/lab.md")
     return parser
 
 
@@ -208,7 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             else:
                 bench.converge(args.stack, args.runs)
     elif args.command == "test":
-        return testing.run(fast=args.fast, scenarios=args.scenarios)
+        return testing.run(fast=args.fast)
     elif args.command == "dev":
         from kit import dev
 

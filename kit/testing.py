@@ -64,7 +64,7 @@ def _pytest(tally: Tally, name: str, args: list[str], env_extra: dict | None = N
     return code == 0
 
 
-def _lab_tier(tally: Tally, scenarios: bool) -> None:
+def _lab_tier(tally: Tally) -> None:
     from kit import lab
 
     paths = StackPaths(LAB_STACK)
@@ -84,14 +84,8 @@ def _lab_tier(tally: Tally, scenarios: bool) -> None:
         tally.passed += 1
         _pytest(tally, "infra", ["-q", "tests/infra",
                                  f"--ansible-inventory={paths.inventory}"])
-        if scenarios:
-            _say("lab tier: tests/lab (second converge changes nothing, lab behaviour)")
-            _pytest(tally, "lab", ["-q", "tests/lab"], {"PODIUM_STACK": LAB_STACK})
-        else:
-            # Left out of the default run for now: with the whole platform on 2 cores, SSH
-            # logins to an app guest stalled for minutes in two CI runs, failing the tests that
-            # log in there (docs/lab.md, "Known problem"). ./podium test --scenarios runs them.
-            _say("lab tier: tests/lab skipped (run them with ./podium test --scenarios)")
+        _say("lab tier: tests/lab (second converge changes nothing, lab behaviour)")
+        _pytest(tally, "lab", ["-q", "tests/lab"], {"PODIUM_STACK": LAB_STACK})
     finally:
         # Keep the lab's logs (Ansible runs, consoles) for the CI report: down removes them.
         if paths.logs.is_dir():
@@ -107,7 +101,7 @@ def _lab_tier(tally: Tally, scenarios: bool) -> None:
                 tally.problems.append(f"./podium down --stack {LAB_STACK} left things behind")
 
 
-def run(fast: bool, scenarios: bool = False) -> int:
+def run(fast: bool) -> int:
     from kit import host
 
     tally = Tally()
@@ -123,7 +117,7 @@ def run(fast: bool, scenarios: bool = False) -> int:
     _say("app tier: pytest tests/app (throwaway PostgreSQL and Redis on 127.0.0.1)")
     _pytest(tally, "app", ["-q", "-p", "no:cacheprovider", "tests/app"])
     if not fast:
-        _lab_tier(tally, scenarios)
+        _lab_tier(tally)
     print("", file=sys.stderr)
     for problem in tally.problems:
         print(f"FAILED: {problem}", file=sys.stderr)
