@@ -152,7 +152,8 @@ async def compose(request: Request, session: Session, viewer: pages.Viewer) -> R
     try:
         st, videos = await _publish(request, session, viewer, form, lang)
     except ApiError as err:
-        await session.rollback()
+        # Nothing was committed: the session rolls the post back when it closes (not here,
+        # which would expire `viewer` before the page is rendered).
         message = refusal(lang, err)
         if wants_json:
             return render.security_headers(JSONResponse(
