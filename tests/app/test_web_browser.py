@@ -94,7 +94,7 @@ def test_journey_sign_up_confirm_post_follow_share(browser, server, sink, drain,
     shot(page, "02-signed-up")
 
     in_thread(drain)
-    mail = sink.wait_for("writer@example.org").get_content()
+    mail = sink.wait_for("writer@example.org").get_body(("plain",)).get_content()
     link = urlparse(re.search(r"https://\S+/confirm\?token=\S+", mail).group(0))
     page.goto(f"{server}{link.path}?{link.query}")
     expect(page.get_by_role("heading", name="Email confirmed")).to_be_visible()

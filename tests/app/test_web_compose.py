@@ -87,8 +87,7 @@ def test_a_refusal_with_values_is_translated_with_them(publisher, configure):
     answer = send(publisher, "too big", {
         "media_0": ("big.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 1_100_000, "image/png")})
     assert answer.status_code == 422
-    assert "حجم الملف أكبر من ١ ميغابايت" in answer.text or "حجم الملف أكبر من 1 ميغابايت" in \
-        answer.text
+    assert re.search("حجم الملف أكبر من (1|\u0661) ميغابايت", answer.text), answer.text[-600:]
 
 
 def test_a_lying_content_type_is_refused_with_its_reason(publisher):
