@@ -18,17 +18,15 @@ from urllib.parse import quote, urlparse
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from kit.browser import ARGS, CHROMIUM
+
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (the app tier installs it: ./podium test "
                 "--fast)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 SHOTS = Path(__file__).resolve().parents[2] / ".podium" / "test-reports" / "web-screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
