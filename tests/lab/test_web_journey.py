@@ -108,8 +108,8 @@ def test_the_landing_page_comes_over_https_with_the_lab_certificate(browser, sit
     # The browser verified the chain to the lab's root itself: no error was ignored.
     details = answer.security_details()
     assert details["protocol"] in ("TLS 1.3", "TLS 1.2")
-    print("edge certificate:", details)
-    assert details["subjectName"] == site["domain"], details
+    # Issued by the lab's ACME CA (pebble's certificates carry the name in SAN only).
+    assert details["issuer"].startswith("Pebble Intermediate CA"), details
     assert answer.headers["cache-control"].startswith("public")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     shot(page, "01-landing")
@@ -185,17 +185,27 @@ def test_journey_post_sign_up_confirm_log_in_follow_read(browser, site, publishe
 
 def test_anonymous_readers_get_the_new_post_from_the_edge(browser, site, publisher):
     """Public pages are cached at the edge for 30 s (stale-while-revalidate): the post the
-    journey made shows on the publisher's profile within a minute, then from the cache."""
-    page = browser.new_context(locale="en-GB").new_page()
+    journey made shows on the publisher's profile within a minute, and the next reader gets
+    the page from the edge's cache. Each reader is a fresh browser context: within max-age a
+    browser answers a second visit from its own cache, which says nothing about the edge."""
+
+    def read() -> tuple[object, str]:
+        context = browser.new_context(locale="en-GB")
+        page = context.new_page()
+        answer = page.goto(f"{site['base']}/@{publisher['name']}")
+        html = page.content()
+        shot(page, "07-anonymous-profile")
+        context.close()
+        return answer, html
+
     deadline = time.monotonic() + 90
     while True:
-        answer = page.goto(f"{site['base']}/@{publisher['name']}")
-        if "From the desk" in page.content():
+        answer, html = read()
+        assert answer.status == 200
+        if "From the desk" in html:
             break
         assert time.monotonic() < deadline, "the profile never showed the new post"
         time.sleep(5)
-    assert answer.status == 200
-    again = page.goto(f"{site['base']}/@{publisher['name']}")
+    again, _ = read()
     assert again.headers.get("x-cache-status") in ("HIT", "STALE", "UPDATING"), again.headers
-    shot(page, "07-anonymous-profile")
-    page.context.close()
+    assert again.headers["cache-control"].startswith("public")
