@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from podium_app.web import compose
-from test_media import jpeg, png
+from test_media import jpeg, make_video, png
 from test_web_pages import CSRF_RE, WebClient
 
 MEDIA = Path(compose.__file__).resolve().parents[1] / "media"
@@ -115,6 +115,25 @@ def test_the_form_needs_its_csrf_token_even_with_files(publisher, client):
                                files={"media_0": ("a.jpg", jpeg(), "image/jpeg")})
     assert answer.status_code == 403
     assert "forged" not in client.get("/@alice").text
+
+
+def test_a_video_is_posted_at_once_and_shown_once_the_worker_made_it(publisher, drain,
+                                                                     tmp_path, client):
+    video = make_video(tmp_path, "clip.mp4", seconds=1)
+    mixed = send(publisher, "too much", {"media_0": ("clip.mp4", video, "video/mp4"),
+                                         "media_1": ("a.jpg", jpeg(), "image/jpeg")})
+    assert mixed.status_code == 422
+    assert "A post takes up to 4 images or one video." in mixed.text
+    answer = send(publisher, "a clip", {"media_0": ("clip.mp4", video, "video/mp4")},
+                  {0: "A test card"})
+    assert answer.status_code == 303, answer.text
+    assert "This video is being processed" in publisher.get("/home").text
+    drain()  # the worker transcodes it
+    page = client.get("/@alice").text
+    found = re.search(r'<video controls preload="none" src="([^"]+\.mp4)" poster="([^"]+)" '
+                      r'aria-label="A test card">', page)
+    assert found, page
+    assert client.get(found.group(1).removeprefix(str(client.base_url))).status_code == 200
 
 
 def _pipeline_reasons() -> set[str]:
