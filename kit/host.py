@@ -30,6 +30,7 @@ HOST_PACKAGES = [
     "prometheus",
     "prometheus-alertmanager",
     "age",  # encrypts the secrets copy for the backup host (roles/backup)
+    "libnss3-tools",  # certutil: the lab browser test trusts the lab CA (kit/browser.py)
 ]
 
 

@@ -40,7 +40,7 @@ def bearer(answer) -> dict:
 
 
 def link_token(message, key: str) -> str:
-    return message.get_content().split(f"{key}=")[1].split()[0]
+    return message.get_body(("plain",)).get_content().split(f"{key}=")[1].split()[0]
 
 
 def test_open_sign_up_needs_the_mailed_confirmation(client, app_token, drain, sink):

@@ -41,12 +41,14 @@ def test_mail_server_down_mid_run_delays_mail_and_loses_none(configure, drain):
     sink = Controller(inbox, hostname="127.0.0.1", port=port)
     sink.start()
     enqueue(settings, *[("send_templated_mail", f"u{i}@example.org", "confirm", "en",
-                         {"link": f"https://podium.test/c/{i}"}) for i in range(3)])
+                         {"name": f"u{i}", "link": f"https://podium.test/c/{i}"})
+                        for i in range(3)])
     drain()
     assert len(inbox.messages) == 3
     sink.stop()  # the mail server goes away
     enqueue(settings, *[("send_templated_mail", f"v{i}@example.org", "reset", "fr",
-                         {"link": f"https://podium.test/r/{i}"}) for i in range(4)])
+                         {"name": f"v{i}", "link": f"https://podium.test/r/{i}"})
+                        for i in range(4)])
     # It comes back 2 s later on the same port; the jobs' first retry is 5 s after failing.
     # (A new server object: aiosmtpd's Controller does not start again once stopped.)
     again = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -65,10 +67,12 @@ def test_messages_are_localized_multipart_with_headers(configure, drain, sink):
     settings = configure()
     enqueue(settings,
             ("send_templated_mail", "ar@example.org", "digest", "ar",
-             {"count": "3", "link": "https://podium.test/home"},
+             {"name": "a", "count": 3, "link": "https://podium.test/home", "posts": [],
+              "settings_url": "https://podium.test/settings",
+              "unsubscribe_url": "https://podium.test/unsubscribe/abc"},
              "https://podium.test/unsubscribe/abc"),
             ("send_templated_mail", "fr@example.org", "confirm", "fr-CA",
-             {"link": "https://podium.test/c/<x>"}))
+             {"name": "f", "link": "https://podium.test/c/<x>"}))
     drain()
     ar = sink.wait_for("ar@example.org")
     fr = sink.wait_for("fr@example.org")

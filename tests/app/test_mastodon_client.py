@@ -13,7 +13,7 @@ def test_mastodon_py_scenario(server, make_user, drain, sink):
                                           "publisher@example.org", agreement=True,
                                           scopes=["read", "write", "follow"])
     drain()
-    confirm = sink.wait_for("publisher@example.org").get_content()
+    confirm = sink.wait_for("publisher@example.org").get_body(("plain",)).get_content()
     token = confirm.split("confirmation_token=")[1].split()[0]
     anon.session.get(f"{server}/auth/confirmation", params={"confirmation_token": token})
 

@@ -18,17 +18,15 @@ from urllib.parse import quote, urlparse
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from kit.browser import ARGS, CHROMIUM
+
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (the app tier installs it: ./podium test "
                 "--fast)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 SHOTS = Path(__file__).resolve().parents[2] / ".podium" / "test-reports" / "web-screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-dev-shm-usage"]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +92,7 @@ def test_journey_sign_up_confirm_post_follow_share(browser, server, sink, drain,
     shot(page, "02-signed-up")
 
     in_thread(drain)
-    mail = sink.wait_for("writer@example.org").get_content()
+    mail = sink.wait_for("writer@example.org").get_body(("plain",)).get_content()
     link = urlparse(re.search(r"https://\S+/confirm\?token=\S+", mail).group(0))
     page.goto(f"{server}{link.path}?{link.query}")
     expect(page.get_by_role("heading", name="Email confirmed")).to_be_visible()
@@ -167,8 +165,15 @@ def test_keyboard_reaches_the_compose_form(browser, server, make_user):
         pytest.fail("20 Tab presses did not reach the compose text area")
     page.keyboard.type("typed with the keyboard")
     page.keyboard.press("Tab")  # visibility
-    page.keyboard.press("Tab")  # Publish
-    assert page.evaluate("document.activeElement.textContent.trim()") == "Publish"
+    reached = []
+    for _ in range(10):  # each file and its alt text, then Publish
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate(
+            "document.activeElement.id || document.activeElement.textContent.trim()"))
+        if reached[-1] == "Publish":
+            break
+    assert reached == [f"{kind}_{i}" for i in range(4) for kind in ("media", "description")
+                       ] + ["Publish"]
     page.keyboard.press("Enter")
     expect(page.locator("[data-feed] article").first).to_contain_text("typed with the keyboard")
     context.close()
@@ -232,4 +237,43 @@ def test_infinite_scroll_loads_older_posts_in_place(browser, server, make_user, 
     expect(page.locator("[data-feed] article")).to_have_count(25)
     expect(page.locator("[data-feed]")).to_contain_text("numbered post 0")
     assert page.url == f"{server}/public"
+    context.close()
+
+
+def test_a_post_with_an_image_shows_it_with_its_alt_text(browser, server, make_user,
+                                                        configure, tmp_path):
+    from test_media import jpeg
+
+    configure(media_backend="local", media_dir=str(tmp_path), media_base_url=server)
+    in_thread(make_user, "photographer", publisher=True)
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    log_in(page, server, "photographer", "correct horse battery")
+    page.get_by_label("What do you want to say?").fill("A picture from the browser")
+    page.locator("#media_0").set_input_files(
+        files=[{"name": "red.jpg", "mimeType": "image/jpeg", "buffer": jpeg((800, 600))}])
+    page.get_by_label("Description for people who cannot see it (alt text)").first.fill(
+        "A red square on white")
+    page.get_by_role("button", name="Publish").click()
+    image = page.locator('[data-feed] article img[alt="A red square on white"]').first
+    expect(image).to_be_visible()
+    assert page.url == f"{server}/home"  # posted without a reload, files included
+    # The picture itself arrived (the app serves the local backend's files here).
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=image.element_handle())
+    shot(page, "08-post-with-image")
+
+    page.get_by_label("What do you want to say?").fill("A broken picture")
+    page.locator("#media_0").set_input_files(
+        files=[{"name": "bad.jpg", "mimeType": "image/jpeg", "buffer": jpeg()[:300]}])
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator(".compose .status-msg")).to_have_text(
+        "the file is truncated or corrupt")
+    expect(page.locator("[data-feed]")).not_to_contain_text("A broken picture")
+    shot(page, "09-refused-upload")
+
+    # The public profile shows the same picture with its alt text to anyone.
+    anonymous = browser.new_context().new_page()
+    anonymous.goto(f"{server}/@photographer")
+    expect(anonymous.locator('img[alt="A red square on white"]')).to_have_count(1)
     context.close()

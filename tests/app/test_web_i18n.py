@@ -40,7 +40,7 @@ def test_a_new_catalogue_is_a_new_language(tmp_path, monkeypatch):
 def _messages() -> set:
     found = set()
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2"),
-                  ("templates/**.atom", "jinja2")]
+                  ("templates/**.atom", "jinja2"), ("templates/**.txt", "jinja2")]
     for _, _, message, _, _ in extract_from_dir(str(WEB), method_map):
         found.add(message)
     return found

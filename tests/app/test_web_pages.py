@@ -206,7 +206,7 @@ def test_sign_up_confirm_log_in_post_and_log_out(web, sink, drain):
     assert refused.status_code == 403 and "Confirm your email" in refused.text
     drain()  # mail leaves through the queue
     link = re.search(r"https://\S+/confirm\?token=\S+", sink.wait_for("carol@example.org")
-                     .get_content()).group(0)
+                     .get_body(("plain",)).get_content()).group(0)
     confirmed = web.get(urlparse(link).path + "?" + urlparse(link).query)
     assert confirmed.status_code == 200 and "Email confirmed" in confirmed.text
     web.login("carol", "a long password")
@@ -269,7 +269,7 @@ def test_password_reset_by_mail_ends_the_old_session(web, web2, make_user, sink,
     assert answer.status_code == 200
     drain()
     link = re.search(r"https://\S+/password/edit\?token=(\S+)",
-                     sink.wait_for("alice@example.org").get_content())
+                     sink.wait_for("alice@example.org").get_body(("plain",)).get_content())
     token = link.group(1)
     done = web.submit(f"/password/edit?token={token}", "/password/edit",
                       {"token": token, "password": "a brand new one"})
@@ -283,7 +283,7 @@ def test_the_apis_reset_mail_link_opens_the_web_form(web, client, sink, drain, m
     client.post("/api/v1/podium/password/reset", json={"email": "alice@example.org"})
     drain()
     link = urlparse(re.search(r"https://\S+reset_password_token=\S+",
-                              sink.wait_for("alice@example.org").get_content()).group(0))
+                              sink.wait_for("alice@example.org").get_body(("plain",)).get_content()).group(0))
     token = parse_qs(link.query)["reset_password_token"][0]
     form = web.get(f"{link.path}?{link.query}")
     assert form.status_code == 200 and f'value="{token}"' in form.text

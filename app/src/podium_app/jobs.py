@@ -16,5 +16,7 @@ async def enqueue(request: Request, function: str, *args) -> None:
         log.error("could not enqueue %s: %s", function, err)
 
 
-async def mail(request: Request, to: str, subject: str, body: str) -> None:
-    await enqueue(request, "send_mail", to, subject, body)
+async def templated_mail(request: Request, to: str, template: str, locale: str,
+                         params: dict) -> None:
+    """A localized text + HTML mail (podium_app.web.mailrender) through the queue."""
+    await enqueue(request, "send_templated_mail", to, template, locale, params)

@@ -28,7 +28,7 @@ def build_templated(settings: Settings, to: str, template: str, locale: str,
     from podium_app import mailtemplates
 
     lang, subject, text, page = mailtemplates.render(
-        template, locale, {"title": settings.title, **params})
+        template, locale, {"title": settings.title, "domain": settings.domain, **params})
     message = build(settings, to, subject, text)
     message.add_alternative(page, subtype="html")
     message["Content-Language"] = lang

@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from podium_app.ids import new_id
 
 ROLES = ("owner", "admin", "moderator", "member")
+DIGESTS = ("off", "daily", "weekly")
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 NOTIFICATION_TYPES = ("follow", "mention", "reblog", "favourite", "status", "update",
                       "admin.report", "admin.sign_up")
@@ -55,6 +56,8 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
         CheckConstraint(f"role IN {ROLES!r}", name="role_known"),
+        CheckConstraint(f"digest IN {DIGESTS!r}", name="digest_known"),
+        Index("accounts_digest_due", "digest_sent_at", postgresql_where=text("digest <> 'off'")),
         Index("accounts_username_lower", func.lower(text("username")), unique=True),
         Index("accounts_email_lower", func.lower(text("email")), unique=True),
         Index("accounts_waitlist", "created_at", postgresql_where=text("NOT approved")),
@@ -80,6 +83,11 @@ class Account(Base):
     last_status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     invite_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("invites.id", ondelete="SET NULL"))
+    # Email digest of the followed accounts' posts (services/digest.py): off, daily, weekly;
+    # and when the last one was made (the next covers the posts since).
+    digest: Mapped[str] = mapped_column(String(8), nullable=False, default="off",
+                                        server_default="off")
+    digest_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import UTC, datetime
 
 from arq import Retry, cron
 
@@ -16,7 +17,7 @@ from podium_app import mail, queue
 from podium_app.db import Database
 from podium_app.redis_client import make_redis
 from podium_app.services import accounts as account_service
-from podium_app.services import feeds
+from podium_app.services import digest, feeds
 from podium_app.settings import Settings
 
 log = logging.getLogger("podium_app.worker")
@@ -74,6 +75,27 @@ async def admit_waitlist(ctx: dict) -> int:
     return len(admitted)
 
 
+async def send_digests(ctx: dict) -> int:
+    """Queue the email digests that are due (services/digest.py; runs hourly). Returns how
+    many were queued."""
+    settings: Settings = ctx["settings"]
+    now = datetime.now(UTC)
+    queued, after = 0, None
+    while True:
+        async with ctx["db"].sessions() as session, session.begin():
+            due, after = await digest.due(session, settings, now, after)
+        for item in due:
+            try:
+                await ctx["queue"].enqueue_job(
+                    "send_templated_mail", item.to, "digest", item.locale, item.params,
+                    item.unsubscribe_url, _queue_name=queue.QUEUE_NAME)
+                queued += 1
+            except Exception as err:  # the queue's Redis went away: this digest is lost
+                log.error("could not queue the digest for %s: %s", item.account_id, err)
+        if after is None:
+            return queued
+
+
 async def transcode_video(ctx: dict, media_id: str) -> None:
     from podium_app.media import service as media_service
     from podium_app.media import storage
@@ -90,12 +112,14 @@ def _startup_for(settings: Settings):
         ctx["settings"] = settings
         ctx["db"] = Database.from_settings(settings)
         ctx["redis"] = make_redis(settings)
+        ctx["queue"] = await queue.connect(settings)  # jobs that queue jobs (digests)
 
     return startup
 
 
 async def _shutdown(ctx: dict) -> None:
     await ctx["redis"].aclose()
+    await ctx["queue"].aclose()
     await ctx["db"].dispose()
 
 
@@ -103,8 +127,9 @@ def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
         "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
-                      transcode_video],
-        "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False)],
+                      transcode_video, send_digests],
+        "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False),
+                      cron(send_digests, minute=7, second=30, run_at_startup=False)],
         "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,
         "redis_settings": queue.redis_settings(settings),

@@ -73,9 +73,8 @@ async def _send_confirmation(request: Request, session, settings, account: Accou
     token = await account_service.issue_email_token(session, account, "confirm")
     await session.commit()
     link = f"https://{settings.domain}/auth/confirmation?confirmation_token={token}"
-    await jobs.mail(request, account.email, f"Confirm your email for {settings.title}",
-                    f"Hello {account.username},\n\nconfirm your email address by opening:\n"
-                    f"{link}\n\nIf you did not sign up, ignore this message.\n")
+    await jobs.templated_mail(request, account.email, "confirm", account.locale,
+                              {"name": account.username, "link": link})
 
 
 @router.post("/api/v1/accounts", openapi_extra=body_doc(RegisterIn))
@@ -145,11 +144,11 @@ async def request_reset(request: Request, session: Session, settings: AppSetting
     if account is not None and account.suspended_at is None:
         token = await account_service.issue_email_token(session, account, "reset")
         await session.commit()
-        await jobs.mail(request, account.email, f"Reset your password on {settings.title}",
-                        f"Hello {account.username},\n\nset a new password by opening:\n"
-                        f"https://{settings.domain}/auth/password/edit?reset_password_token="
-                        f"{token}\n\nThe link is valid for two hours. If you did not ask for "
-                        "it, ignore this message.\n")
+        await jobs.templated_mail(
+            request, account.email, "reset", account.locale,
+            {"name": account.username,
+             "link": f"https://{settings.domain}/auth/password/edit?"
+                     f"reset_password_token={token}"})
     return {}
 
 

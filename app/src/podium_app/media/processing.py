@@ -30,7 +30,17 @@ PREVIEW_BOX = (640, 640)
 
 
 class MediaRefused(ValueError):
-    """The upload is refused; str(self) is the message for the client."""
+    """The upload is refused; str(self) is the message for the client (English).
+
+    `reason` is the message before its `%(name)s` values are filled in and `values` those
+    values, so a page can show the reason in its own language (the web compose form
+    translates every reason through its gettext catalogues).
+    """
+
+    def __init__(self, reason: str, **values: object):
+        self.reason = reason
+        self.values = values
+        super().__init__(reason % values if values else reason)
 
 
 @dataclass(frozen=True)
@@ -87,14 +97,14 @@ def process_image(data: bytes, declared_type: str | None, *, max_bytes: int,
     if not data:
         raise MediaRefused("the file is empty")
     if len(data) > max_bytes:
-        raise MediaRefused(f"the file is larger than {max_bytes // 1_000_000} MB")
+        raise MediaRefused("the file is larger than %(mb)s MB", mb=max_bytes // 1_000_000)
     fmt = sniff(data)
     if fmt is None:
         raise MediaRefused("unsupported file type (JPEG, PNG, WebP or GIF images only)")
     declared = ALIASES.get((declared_type or "").lower(), (declared_type or "").lower())
     if declared not in UNDECLARED and declared != FORMATS[fmt]:
-        raise MediaRefused(f"the content type {declared_type} does not match the file, "
-                           f"which is {FORMATS[fmt]}")
+        raise MediaRefused("the content type %(declared)s does not match the file, "
+                           "which is %(actual)s", declared=declared_type, actual=FORMATS[fmt])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -102,8 +112,9 @@ def process_image(data: bytes, declared_type: str | None, *, max_bytes: int,
             im = Image.open(io.BytesIO(data), formats=[fmt])
             width, height = im.size
             if width < 1 or height < 1 or width * height > max_pixels:
-                raise MediaRefused(f"the image is {width}x{height} pixels, more than "
-                                   f"the {max_pixels} allowed")
+                raise MediaRefused("the image is %(width)sx%(height)s pixels, more "
+                                   "than the %(allowed)s allowed", width=width,
+                                   height=height, allowed=max_pixels)
             im.seek(0)
             if fmt == "JPEG" and width * height > 2 * output_pixels:
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the cap): far

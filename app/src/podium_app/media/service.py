@@ -135,8 +135,11 @@ def render(media: MediaAttachment, settings: Settings) -> dict:
 
 
 async def attach(session: AsyncSession, owner: Account, status_id: uuid.UUID,
-                 media_ids: list[uuid.UUID | None]) -> None:
-    """Give unattached media of `owner` to a post, in order; 422 for anything else."""
+                 media_ids: list[uuid.UUID | None], *, allow_processing: bool = False) -> None:
+    """Give unattached media of `owner` to a post, in order; 422 for anything else.
+
+    allow_processing: attach a video the worker is still transcoding (the web form; the
+    API refuses it as Mastodon does, and its clients retry)."""
     if len(media_ids) > MAX_PER_STATUS:
         raise unprocessable(f"at most {MAX_PER_STATUS} attachments per post")
     if any(i is None for i in media_ids) or len(set(media_ids)) != len(media_ids):
@@ -150,7 +153,7 @@ async def attach(session: AsyncSession, owner: Account, status_id: uuid.UUID,
         media = rows.get(media_id)
         if media is None or media.account_id != owner.id or media.status_id is not None:
             raise unprocessable("unknown media_ids or media already attached")
-        if processing(media) or media.file_name is None:
+        if not allow_processing and (processing(media) or media.file_name is None):
             raise unprocessable("Cannot attach files that have not finished processing. "
                                 "Try again in a moment!")
         media.status_id = status_id

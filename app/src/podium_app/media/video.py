@@ -39,9 +39,10 @@ def probe(data: bytes, declared_type: str | None, *, max_bytes: int, max_seconds
     if not data:
         raise MediaRefused("the file is empty")
     if len(data) > max_bytes:
-        raise MediaRefused(f"the file is larger than {max_bytes // 1_000_000} MB")
+        raise MediaRefused("the file is larger than %(mb)s MB", mb=max_bytes // 1_000_000)
     if (declared_type or "").lower() not in DECLARED:
-        raise MediaRefused(f"the content type {declared_type} is not MP4, MOV or WebM video")
+        raise MediaRefused("the content type %(declared)s is not MP4, MOV or WebM video",
+                           declared=declared_type)
     if not looks_like_video(data):
         raise MediaRefused("the file is not MP4, MOV or WebM video")
     with tempfile.TemporaryDirectory(prefix="podium-probe-") as tmp:
@@ -66,13 +67,15 @@ def probe(data: bytes, declared_type: str | None, *, max_bytes: int, max_seconds
         raise MediaRefused("the file has no video stream")
     width, height = int(video[0].get("width") or 0), int(video[0].get("height") or 0)
     if width < 1 or height < 1 or width * height > max_pixels:
-        raise MediaRefused(f"the video is {width}x{height} pixels, more than allowed")
+        raise MediaRefused("the video is %(width)sx%(height)s pixels, more than allowed",
+                           width=width, height=height)
     try:
         duration = float(info.get("format", {}).get("duration") or video[0].get("duration"))
     except (TypeError, ValueError) as err:
         raise MediaRefused("the video has no duration") from err
     if duration > max_seconds:
-        raise MediaRefused(f"the video is longer than {int(max_seconds)} seconds")
+        raise MediaRefused("the video is longer than %(seconds)s seconds",
+                           seconds=int(max_seconds))
     return Probe(duration, width, height,
                  any(s.get("codec_type") == "audio" for s in streams))
 

@@ -12,11 +12,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from podium_app.web import pages
+from podium_app.web import compose, mailpages, pages
 
 HERE = Path(__file__).parent
 
 
 def install(app: FastAPI) -> None:
     app.include_router(pages.router)
+    app.include_router(compose.router)
+    app.include_router(mailpages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -14,7 +14,7 @@ from typing import Annotated
 from urllib.parse import quote, urlparse
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -22,7 +22,16 @@ from sqlalchemy import select
 from podium_app import ids, jobs, ratelimit, security
 from podium_app.api.deps import Session
 from podium_app.errors import ApiError
-from podium_app.models import Account, AuditEntry, Notification, Report, Status, StatusTag, Tag
+from podium_app.models import (
+    DIGESTS,
+    Account,
+    AuditEntry,
+    Notification,
+    Report,
+    Status,
+    StatusTag,
+    Tag,
+)
 from podium_app.pagination import Page
 from podium_app.services import accounts as account_service
 from podium_app.services import feeds
@@ -281,45 +290,6 @@ async def home(request: Request, session: Session, viewer: Viewer,
                        older=_older(rows))
 
 
-@router.post("/compose")
-async def compose(request: Request, session: Session, viewer: Viewer) -> Response:
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        form = await _form(request)
-    except ApiError as err:
-        if err.message == "csrf":
-            return _csrf_refusal(request, viewer)
-        raise
-    settings = request.app.state.settings
-    lang = _lang(request, viewer)
-    try:
-        status_service.check_mode(settings, viewer)
-        redis = request.app.state.redis
-        await ratelimit.hit(redis, "post", str(viewer.id), settings.rate_post_account)
-        await ratelimit.hit(redis, "post-ip", _ip(request), settings.rate_post_ip)
-        visibility = form.get("visibility", "public")
-        if visibility not in ("public", "unlisted", "private"):
-            visibility = "public"
-        reply_to = ids.parse(form.get("in_reply_to_id")) if form.get("in_reply_to_id") else None
-        st = await status_service.create(session, settings, viewer, text=form.get("status", ""),
-                                         in_reply_to_id=reply_to, visibility=visibility,
-                                         language=lang.code)
-        await session.commit()
-    except ApiError as err:
-        return render.page(request, "error.html", lang, viewer=viewer,
-                           status_code=err.status, message=err.message)
-    with contextlib.suppress(RedisError):
-        await feeds.push(request.app.state.redis, settings, [st.account_id], st.id)
-    await jobs.enqueue(request, "fanout_status", str(st.id))
-    url = f"/@{viewer.username}/{ids.to_str(st.id)}"
-    if request.headers.get("accept", "").startswith("application/json"):
-        rendered = await _statuses(session, request, [st], viewer)
-        return JSONResponse({"url": url, "status": rendered[0]},
-                            headers={"Cache-Control": render.PRIVATE_CACHE})
-    return _redirect(form.get("next") if form.get("next", "").startswith("/home") else url)
-
-
 @router.post("/@{username}/follow")
 @router.post("/@{username}/unfollow")
 async def follow(request: Request, session: Session, viewer: Viewer, username: str,
@@ -396,11 +366,8 @@ async def signup(request: Request, session: Session, viewer: Viewer) -> Response
         return render.page(request, "signup.html", lang, viewer=viewer, form=form,
                            error=err.message, status_code=err.status)
     link = f"https://{settings.domain}/confirm?token={token}"
-    await jobs.mail(request, account.email,
-                    lang.gettext("Confirm your email for %(title)s", title=settings.title),
-                    lang.gettext("Hello %(name)s,\n\nconfirm your email address by opening:\n"
-                                 "%(link)s\n\nIf you did not sign up, ignore this message.\n",
-                                 name=account.username, link=link))
+    await jobs.templated_mail(request, account.email, "confirm", account.locale,
+                              {"name": account.username, "link": link})
     position = await account_service.waitlist_position(session, account)
     return render.page(request, "signed_up.html", lang, viewer=viewer, account=account,
                        position=position)
@@ -508,13 +475,10 @@ async def reset_request(request: Request, session: Session, viewer: Viewer) -> R
     if account is not None and account.suspended_at is None:
         token = await account_service.issue_email_token(session, account, "reset")
         await session.commit()
-        await jobs.mail(
-            request, account.email,
-            lang.gettext("Reset your password on %(title)s", title=settings.title),
-            lang.gettext("Hello %(name)s,\n\nset a new password by opening:\n%(link)s\n\n"
-                         "The link is valid for two hours. If you did not ask for it, ignore "
-                         "this message.\n", name=account.username,
-                         link=f"https://{settings.domain}/password/edit?token={token}"))
+        await jobs.templated_mail(
+            request, account.email, "reset", account.locale,
+            {"name": account.username,
+             "link": f"https://{settings.domain}/password/edit?token={token}"})
     # The same answer whether the address is known or not.
     return render.page(request, "reset_sent.html", lang, viewer=viewer)
 
@@ -571,6 +535,9 @@ async def settings_save(request: Request, session: Session, viewer: Viewer) -> R
     account.note = form.get("note", account.note)[:1000]
     if form.get("locale") in available():
         account.locale = form["locale"]
+    if form.get("digest") in DIGESTS and form["digest"] != account.digest:
+        account.digest = form["digest"]
+        account.digest_sent_at = account_service.now()  # the first one after a full period
     await session.commit()
     return _redirect("/settings")
 

@@ -21,6 +21,7 @@ from podium_app.web.i18n import Lang
 PUBLIC_CACHE = "public, max-age=30, stale-while-revalidate=300"
 PRIVATE_CACHE = "private, no-store"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+       "media-src 'self' https:; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),

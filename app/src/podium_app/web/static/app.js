@@ -1,5 +1,6 @@
 // Progressive touches only: every page works without this file.
-// - compose forms post without a reload (fetch, JSON answer), the new post is put on top;
+// - compose forms post without a reload (fetch, JSON answer, files included), the new post
+//   is put on top; a refusal's reason is shown on the form;
 // - "Older posts" links load the next page in place when they scroll into view;
 // - copy-link buttons appear only when the clipboard is available.
 (function () {
@@ -12,7 +13,14 @@
         var msg = form.querySelector(".status-msg");
         fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                              headers: { "Accept": "application/json" } })
-          .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
+          .then(function (r) {
+            // A refusal (422: the reason in the page's language) is shown on the form; any
+            // other failure falls back to the plain form post, which shows its own page.
+            return r.json().then(function (body) {
+              if (r.ok) return body;
+              return Promise.reject(body && body.error ? { shown: body.error } : r);
+            }, function () { return Promise.reject(r); });
+          })
           .then(function () { return fetch(location.pathname, { credentials: "same-origin" }); })
           .then(function (r) { return r.text(); })
           .then(function (html) {
@@ -20,9 +28,12 @@
             var fresh = doc.querySelector("[data-feed]"), feed = document.querySelector("[data-feed]");
             if (fresh && feed) feed.replaceWith(fresh);
             form.reset();
-            if (msg) msg.textContent = form.dataset.done || "✓";
+            if (msg) { msg.classList.remove("error"); msg.textContent = form.dataset.done || "✓"; }
           })
-          .catch(function () { form.submit(); });
+          .catch(function (err) {
+            if (err && err.shown && msg) { msg.classList.add("error"); msg.textContent = err.shown; }
+            else form.submit();
+          });
       });
     });
     var more = document.querySelector("a[data-more]");
