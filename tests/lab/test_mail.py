@@ -21,7 +21,8 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
-from labmail import mail_host, wait_in_mailbox
+from labmail import Imap, mail_host, wait_in_mailbox
+from test_platform import _call, _json, publisher, site  # noqa: F401  (fixtures)
 
 from kit import ssh
 from kit.paths import REPO
@@ -290,3 +291,66 @@ def test_renewal_by_certbot_alone_reaches_postfix_and_dovecot(stack, paths, mail
         served = run(f"openssl s_client -connect 127.0.0.1:{port} {starttls} </dev/null "
                      "2>/dev/null | openssl x509 -noout -serial")
         assert served.stdout == lineage.stdout, port
+
+
+# --- the app's side: bounces marked, mail held while the mail server is down -------------
+
+def _signup(where: dict, email_address: str) -> str:
+    """Sign up through the edge (the app queues the confirmation mail); the username."""
+    app = _json(_call(where, "POST", "/api/v1/apps", body={
+        "client_name": "lab mail test", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+        "scopes": "read"}))
+    app_token = _json(_call(where, "POST", "/oauth/token", body={
+        "grant_type": "client_credentials", "client_id": app["client_id"],
+        "client_secret": app["client_secret"], "scope": "read"}))["access_token"]
+    name = f"m{uuid.uuid4().hex[:8]}"
+    _json(_call(where, "POST", "/api/v1/accounts", token=app_token, body={
+        "username": name, "email": email_address, "password": uuid.uuid4().hex,
+        "agreement": True, "locale": "en"}))
+    return name
+
+
+def _admin_view(where: dict, token: str, username: str) -> dict:
+    found = _json(_call(where, "GET", f"/api/v1/accounts/lookup?acct={username}"))
+    return _json(_call(where, "GET", f"/api/v1/admin/accounts/{found['id']}", token=token))
+
+
+def test_app_marks_an_address_that_bounced_hard(site, publisher, mail):  # noqa: F811
+    """app -> Postfix (VERP sender bounce+TOKEN@) -> no such user -> DSN -> bounce mailbox ->
+    the worker (every minute) marks the account and removes the DSN from the mailbox."""
+    missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
+    name = _signup(site, missing)
+    deadline = time.monotonic() + 180
+    while not (seen := _admin_view(site, publisher["token"], name))["email_bounced_at"]:
+        assert time.monotonic() < deadline, f"{missing} was never marked: {seen}"
+        time.sleep(3)
+    assert seen["email_bounce_detail"].startswith("5.1.1"), seen
+    with Imap(mail) as imap:
+        imap.login(f"bounce@{mail['domain']}", mail["password"]("bounce"))
+        imap.select("INBOX", readonly=True)
+        _, found = imap.search(None, "TEXT", f'"{missing}"')
+    assert not found[0], "the handled DSN should be gone from the bounce mailbox"
+
+
+def test_app_mail_sent_while_postfix_is_down_arrives_after_it_returns(
+        stack, paths, site, mail):  # noqa: F811
+    """Postfix on the mail host stopped: the app's confirmation mail fails to send, stays in
+    the app's queue (arq retry with backoff) and arrives once Postfix is back."""
+    run = lambda command: _on_mail_host(stack, paths, mail, command)  # noqa: E731
+    app_host = site["app"]
+    tag = uuid.uuid4().hex[:8]
+    assert run("sudo systemctl stop postfix").returncode == 0
+    try:
+        name = _signup(site, f"ops+down{tag}@{mail['domain']}")
+        deadline = time.monotonic() + 60
+        while True:  # the worker tried and failed: it logged a retry
+            log = ssh.run(paths, stack.admin.user, app_host,
+                          "sudo journalctl -u podium-app-worker --since=-2min --no-pager")
+            if f"mail to ops+down{tag}@" in log.stdout and "retrying" in log.stdout:
+                break
+            assert time.monotonic() < deadline, log.stdout[-2000:]
+            time.sleep(2)
+    finally:
+        assert run("sudo systemctl start postfix").returncode == 0
+    raw = wait_in_mailbox(mail, "ops", name, timeout=240)
+    assert f"ops+down{tag}@".encode() in raw
