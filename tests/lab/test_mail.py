@@ -22,7 +22,7 @@ from email.message import EmailMessage
 
 import pytest
 from labmail import Imap, mail_host, wait_in_mailbox
-from test_platform import _call, _json, publisher, site  # noqa: F401  (fixtures)
+from test_platform import _app_cli, _call, _json, publisher, site  # noqa: F401  (fixtures)
 
 from kit import ssh
 from kit.paths import REPO
@@ -316,13 +316,21 @@ def _admin_view(where: dict, token: str, username: str) -> dict:
     return _json(_call(where, "GET", f"/api/v1/admin/accounts/{found['id']}", token=token))
 
 
-def test_app_marks_an_address_that_bounced_hard(site, publisher, mail):  # noqa: F811
+@pytest.fixture(scope="module")
+def admin_token(stack, paths, site, publisher) -> str:  # noqa: F811
+    """A token of the publisher (an owner) that may read accounts as a moderator does."""
+    out = _app_cli(stack, paths, site,
+                   f"tokens create {publisher['name']} --scopes 'read admin:read:accounts'")
+    return out.split("token: ")[1].split()[0]
+
+
+def test_app_marks_an_address_that_bounced_hard(site, admin_token, mail):  # noqa: F811
     """app -> Postfix (VERP sender bounce+TOKEN@) -> no such user -> DSN -> bounce mailbox ->
     the worker (every minute) marks the account and removes the DSN from the mailbox."""
     missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
     name = _signup(site, missing)
     deadline = time.monotonic() + 180
-    while not (seen := _admin_view(site, publisher["token"], name))["email_bounced_at"]:
+    while not (seen := _admin_view(site, admin_token, name))["email_bounced_at"]:
         assert time.monotonic() < deadline, f"{missing} was never marked: {seen}"
         time.sleep(3)
     assert seen["email_bounce_detail"].startswith("5.1.1"), seen
