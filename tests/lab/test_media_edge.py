@@ -30,7 +30,7 @@ def origin(stack, site):  # noqa: F811
 
 def _origin_status(stack, paths, site, url: str) -> int:  # noqa: F811
     result = ssh.run(paths, stack.admin.user, site["app"],
-                     f"curl -s -o /dev/null -w '%{{http_code}}' {url}")
+                     f"curl -s -o /dev/null -w '%{{http_code}}' {url}", timeout=240)
     return int(result.stdout.strip() or 0)
 
 
