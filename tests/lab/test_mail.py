@@ -300,10 +300,10 @@ def _signup(where: dict, email_address: str) -> str:
     """Sign up through the edge (the app queues the confirmation mail); the username."""
     app = _json(_call(where, "POST", "/api/v1/apps", body={
         "client_name": "lab mail test", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
-        "scopes": "read"}))
+        "scopes": "read write"}))
     app_token = _json(_call(where, "POST", "/oauth/token", body={
         "grant_type": "client_credentials", "client_id": app["client_id"],
-        "client_secret": app["client_secret"], "scope": "read"}))["access_token"]
+        "client_secret": app["client_secret"], "scope": "read write"}))["access_token"]
     name = f"m{uuid.uuid4().hex[:8]}"
     _json(_call(where, "POST", "/api/v1/accounts", token=app_token, body={
         "username": name, "email": email_address, "password": uuid.uuid4().hex,
