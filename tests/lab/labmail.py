@@ -38,17 +38,21 @@ class Imap(imaplib.IMAP4_SSL):
         return self.ssl_context.wrap_socket(sock, server_hostname=self._name)
 
 
-def wait_in_mailbox(mail: dict, account: str, needle: str, timeout: float = 60) -> bytes:
-    """The raw message in ``account``'s INBOX whose text contains ``needle``."""
+def wait_in_mailbox(mail: dict, account: str, needle: str, timeout: float = 60,
+                    folders: tuple[str, ...] = ("INBOX",)) -> bytes:
+    """The raw message in ``account``'s INBOX (or other ``folders``, in order) whose text
+    contains ``needle``."""
     deadline = time.monotonic() + timeout
     while True:
         with Imap(mail) as imap:
             imap.login(f"{account}@{mail['domain']}", mail["password"](account))
-            imap.select("INBOX", readonly=True)
-            _, found = imap.search(None, "TEXT", f'"{needle}"')
-            if found[0]:
-                _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
-                return data[0][1]
+            for folder in folders:
+                if imap.select(folder, readonly=True)[0] != "OK":
+                    continue  # not created yet
+                _, found = imap.search(None, "TEXT", f'"{needle}"')
+                if found[0]:
+                    _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
+                    return data[0][1]
         if time.monotonic() > deadline:
             raise AssertionError(f"no message containing {needle!r} in {account}'s mailbox "
                                  f"after {timeout:.0f}s")

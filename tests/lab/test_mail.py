@@ -21,7 +21,8 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
-from labmail import mail_host, wait_in_mailbox
+from labmail import Imap, mail_host, wait_in_mailbox
+from test_platform import _app_cli, _call, _json, publisher, site  # noqa: F401  (fixtures)
 
 from kit import ssh
 from kit.paths import REPO
@@ -195,7 +196,8 @@ def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
     comes back as a DSN naming the failed recipient (the interface the app reads)."""
     missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
     _submit(mail, _message(mail, missing))
-    raw = wait_in_mailbox(mail, "bounce", missing)
+    # Without the app's VERP token the app's bounce reader moves it to Unprocessed.
+    raw = wait_in_mailbox(mail, "bounce", missing, folders=("INBOX", "Unprocessed"))
     report = email.message_from_bytes(raw)
     assert report.get_content_type() == "multipart/report"
     status = next(p for p in report.walk() if p.get_content_type() == "message/delivery-status")
@@ -290,3 +292,75 @@ def test_renewal_by_certbot_alone_reaches_postfix_and_dovecot(stack, paths, mail
         served = run(f"openssl s_client -connect 127.0.0.1:{port} {starttls} </dev/null "
                      "2>/dev/null | openssl x509 -noout -serial")
         assert served.stdout == lineage.stdout, port
+
+
+# --- the app's side: bounces marked, mail held while the mail server is down -------------
+
+def _signup(where: dict, email_address: str) -> str:
+    """Sign up through the edge (the app queues the confirmation mail); the username."""
+    app = _json(_call(where, "POST", "/api/v1/apps", body={
+        "client_name": "lab mail test", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+        "scopes": "read write"}))
+    app_token = _json(_call(where, "POST", "/oauth/token", body={
+        "grant_type": "client_credentials", "client_id": app["client_id"],
+        "client_secret": app["client_secret"], "scope": "read write"}))["access_token"]
+    name = f"m{uuid.uuid4().hex[:8]}"
+    _json(_call(where, "POST", "/api/v1/accounts", token=app_token, body={
+        "username": name, "email": email_address, "password": uuid.uuid4().hex,
+        "agreement": True, "locale": "en"}))
+    return name
+
+
+def _admin_view(where: dict, token: str, username: str) -> dict:
+    found = _json(_call(where, "GET", f"/api/v1/accounts/lookup?acct={username}"))
+    return _json(_call(where, "GET", f"/api/v1/admin/accounts/{found['id']}", token=token))
+
+
+@pytest.fixture(scope="module")
+def admin_token(stack, paths, site, publisher) -> str:  # noqa: F811
+    """A token of the publisher (an owner) that may read accounts as a moderator does."""
+    out = _app_cli(stack, paths, site,
+                   f"tokens create {publisher['name']} --scopes 'read admin:read:accounts'")
+    return out.split("token: ")[1].split()[0]
+
+
+def test_app_marks_an_address_that_bounced_hard(site, admin_token, mail):  # noqa: F811
+    """app -> Postfix (VERP sender bounce+TOKEN@) -> no such user -> DSN -> bounce mailbox ->
+    the worker (every minute) marks the account and removes the DSN from the mailbox."""
+    missing = f"nobody-{uuid.uuid4().hex[:8]}@{mail['domain']}"
+    name = _signup(site, missing)
+    deadline = time.monotonic() + 180
+    while not (seen := _admin_view(site, admin_token, name))["email_bounced_at"]:
+        assert time.monotonic() < deadline, f"{missing} was never marked: {seen}"
+        time.sleep(3)
+    assert seen["email_bounce_detail"].startswith("5.1.1"), seen
+    with Imap(mail) as imap:
+        imap.login(f"bounce@{mail['domain']}", mail["password"]("bounce"))
+        imap.select("INBOX", readonly=True)
+        _, found = imap.search(None, "TEXT", f'"{missing}"')
+    assert not found[0], "the handled DSN should be gone from the bounce mailbox"
+
+
+def test_app_mail_sent_while_postfix_is_down_arrives_after_it_returns(
+        stack, paths, site, mail):  # noqa: F811
+    """Postfix on the mail host stopped: the app's confirmation mail fails to send, stays in
+    the app's queue (arq retry with backoff) and arrives once Postfix is back."""
+    run = lambda command: _on_mail_host(stack, paths, mail, command)  # noqa: E731
+    app_host = site["app"]
+    tag = uuid.uuid4().hex[:8]
+    assert run("sudo systemctl stop postfix").returncode == 0
+    try:
+        name = _signup(site, f"ops+down{tag}@{mail['domain']}")
+        deadline = time.monotonic() + 300
+        while True:  # the worker tried and failed: it logged a retry
+            log = ssh.run(paths, stack.admin.user, app_host,
+                          "sudo journalctl -u podium-app-worker --since=-3min --no-pager",
+                          timeout=240)
+            if f"mail to ops+down{tag}@" in log.stdout and "retrying" in log.stdout:
+                break
+            assert time.monotonic() < deadline, log.stdout[-2000:]
+            time.sleep(2)
+    finally:
+        assert run("sudo systemctl start postfix").returncode == 0
+    raw = wait_in_mailbox(mail, "ops", name, timeout=240)
+    assert f"ops+down{tag}@".encode() in raw

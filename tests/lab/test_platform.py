@@ -55,7 +55,8 @@ def _json(answer, status=200):
 
 
 def _app_cli(stack, paths, site, args: str) -> str:
-    result = ssh.run(paths, stack.admin.user, site["app"], f"{APP_CLI} {args}")
+    # Generous: logins to an app guest stall under a loaded lab (docs/lab.md, Known problem).
+    result = ssh.run(paths, stack.admin.user, site["app"], f"{APP_CLI} {args}", timeout=240)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

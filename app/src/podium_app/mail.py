@@ -39,8 +39,11 @@ def build_templated(settings: Settings, to: str, template: str, locale: str,
 
 
 def send(settings: Settings, message: EmailMessage) -> None:
-    """Send one message (blocking; the worker runs it in a thread). Raises OSError or
+    """Send one message (blocking; the worker runs it in a thread), with the VERP envelope
+    sender of podium_app.bounces when bounces are configured. Raises OSError or
     smtplib.SMTPException, which the job turns into a retry with backoff."""
+    from podium_app.bounces import envelope_sender
+
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
         smtp.ehlo()
         if settings.smtp_starttls:
@@ -48,4 +51,4 @@ def send(settings: Settings, message: EmailMessage) -> None:
             smtp.ehlo()
         if settings.smtp_user and settings.smtp_password:
             smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
-        smtp.send_message(message)
+        smtp.send_message(message, from_addr=envelope_sender(settings, str(message["To"])))

@@ -76,6 +76,10 @@ class Account(Base):
     approved: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when mail to `email` bounced hard (a 5.x.x DSN, podium_app.bounces): no more mail
+    # goes there until the address changes. The detail is the DSN's status and diagnostic.
+    email_bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_bounce_detail: Mapped[str | None] = mapped_column(String(500))
     # Denormalized counters: a million followers cannot be counted per request.
     followers_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     following_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

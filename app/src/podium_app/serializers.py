@@ -48,10 +48,28 @@ def account(acc: Account, domain: str) -> dict:
 def credential_account(acc: Account, domain: str) -> dict:
     data = account(acc, domain)
     data["source"] = {"privacy": "public", "sensitive": False, "language": acc.locale,
-                      "note": acc.note, "fields": [], "follow_requests_count": 0}
+                      "note": acc.note, "fields": [], "follow_requests_count": 0,
+                      # Podium: mail to the account's address bounced hard and stopped.
+                      "email_undeliverable": acc.email_bounced_at is not None}
     data["role"] = {"id": acc.role, "name": acc.role, "permissions": "0", "color": "",
                     "highlighted": acc.role != "member"}
     return data
+
+
+def admin_account(acc: Account, domain: str) -> dict:
+    """Mastodon's Admin::Account with the fields Podium keeps, plus the bounce state."""
+    return {
+        "id": to_str(acc.id), "username": acc.username, "domain": None,
+        "created_at": iso(acc.created_at), "email": acc.email, "ip": None, "ips": [],
+        "locale": acc.locale, "invite_request": None,
+        "role": {"id": acc.role, "name": acc.role, "permissions": "0", "color": "",
+                 "highlighted": acc.role != "member"},
+        "confirmed": acc.confirmed_at is not None, "approved": acc.approved,
+        "suspended": acc.suspended_at is not None, "silenced": False, "disabled": False,
+        "account": account(acc, domain),
+        "email_bounced_at": iso(acc.email_bounced_at),
+        "email_bounce_detail": acc.email_bounce_detail,
+    }
 
 
 def status(st: Status, ctx: StatusContext) -> dict:

@@ -65,16 +65,33 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_from: str = "Podium <noreply@podium.test>"
-    # A CA bundle to verify the mail server's certificate with instead of the system's (the
-    # lab's ACME CA; unset in production, where the certificate is a public one).
+    # A CA bundle to verify the mail server's certificate with (SMTP and IMAPS) instead of the
+    # system's (the lab's ACME CA; unset in production, where the certificate is public).
     smtp_ca_file: str | None = None
+    # Envelope sender of every message, as LOCAL@DOMAIN; the app sends as LOCAL+TOKEN@DOMAIN
+    # (VERP, docs/decisions/0140-bounces.md) so a bounce names and authenticates its
+    # recipient. Unset: the envelope sender is the From address and bounces are not read.
+    mail_bounce_address: str | None = None
+    # The bounce mailbox, read over IMAPS by the worker every minute (unset host: not read).
+    bounce_imap_host: str | None = None
+    bounce_imap_port: int = Field(993, ge=1, le=65535)
+    bounce_imap_user: str | None = None
+    bounce_imap_password: SecretStr | None = None
 
     # --- media (docs/decisions/0080-media.md) ------------------------------------------------
-    # Where files go: "local" (PODIUM_MEDIA_DIR) or "webdav" (the media role's origin).
-    media_backend: Literal["local", "webdav"] = "local"
+    # Where files go: "local" (PODIUM_MEDIA_DIR), "webdav" (the media role's origin) or "s3"
+    # (an S3-compatible bucket: the providers' object storage).
+    media_backend: Literal["local", "webdav", "s3"] = "local"
     media_dir: str = "/var/lib/podium/media"
     # Format: http://HOST:PORT (the media role's nginx, e.g. http://10.0.0.5:8081).
     media_webdav_url: str | None = None
+    # S3: the endpoint (https://fsn1.your-objectstorage.com, https://s3.fr-par.scw.cloud),
+    # the bucket (path-style addressing), the region the signature names, and an access key.
+    media_s3_endpoint: str | None = None
+    media_s3_bucket: str | None = None
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key: str | None = None
+    media_s3_secret_key: SecretStr | None = None
     # Public base of file URLs; default https://media.<domain>.
     media_base_url: str | None = None
     media_max_image_bytes: int = Field(16_000_000, ge=1)

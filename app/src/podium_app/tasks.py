@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from arq import Retry, cron
 
-from podium_app import mail, queue
+from podium_app import bounces, mail, queue
 from podium_app.db import Database
 from podium_app.redis_client import make_redis
 from podium_app.services import accounts as account_service
@@ -28,8 +28,19 @@ def _backoff(try_number: int) -> int:
     return min(5 * 2 ** (try_number - 1), 1800)
 
 
+async def _undeliverable(ctx: dict, to: str) -> bool:
+    """True (and logged) when `to` bounced hard before: the mail is dropped, not retried."""
+    async with ctx["db"].sessions() as session:
+        if await bounces.is_undeliverable(session, to):
+            log.info("not mailing %s: the address bounced (hard) before", to)
+            return True
+    return False
+
+
 async def send_mail(ctx: dict, to: str, subject: str, body: str) -> None:
     settings: Settings = ctx["settings"]
+    if await _undeliverable(ctx, to):
+        return
     message = mail.build(settings, to, subject, body)
     try:
         await asyncio.to_thread(mail.send, settings, message)
@@ -42,6 +53,8 @@ async def send_templated_mail(ctx: dict, to: str, template: str, locale: str,
                               params: dict, unsubscribe_url: str | None = None) -> None:
     """Localized text + HTML mail (mailtemplates.py), with the same retries as send_mail."""
     settings: Settings = ctx["settings"]
+    if await _undeliverable(ctx, to):
+        return
     message = mail.build_templated(settings, to, template, locale, params, unsubscribe_url)
     try:
         await asyncio.to_thread(mail.send, settings, message)
@@ -96,6 +109,21 @@ async def send_digests(ctx: dict) -> int:
             return queued
 
 
+async def process_bounces(ctx: dict) -> dict:
+    """Read the bounce mailbox (every minute, when PODIUM_BOUNCE_IMAP_HOST is set): hard
+    bounces mark their address undeliverable (podium_app.bounces). Never fails the worker:
+    an unreachable mailbox is logged and read again at the next run."""
+    settings: Settings = ctx["settings"]
+    if not settings.bounce_imap_host:
+        return {}
+    try:
+        counts = await bounces.process_mailbox(settings, ctx["db"])
+    except (OSError, bounces.imaplib.IMAP4.error) as err:
+        log.warning("bounce mailbox %s unreadable: %s", settings.bounce_imap_host, err)
+        return {}
+    return dict(counts)
+
+
 async def transcode_video(ctx: dict, media_id: str) -> None:
     from podium_app.media import service as media_service
     from podium_app.media import storage
@@ -129,7 +157,8 @@ def worker_settings(settings: Settings) -> dict:
         "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
                       transcode_video, send_digests],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False),
-                      cron(send_digests, minute=7, second=30, run_at_startup=False)],
+                      cron(send_digests, minute=7, second=30, run_at_startup=False),
+                      cron(process_bounces, second=30, run_at_startup=False)],
         "on_startup": _startup_for(settings),
         "on_shutdown": _shutdown,
         "redis_settings": queue.redis_settings(settings),

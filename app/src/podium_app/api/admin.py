@@ -139,6 +139,16 @@ async def account_action(session: Session, account_id: str,
     return {}
 
 
+@router.get("/api/v1/admin/accounts/{account_id}")
+async def admin_account(session: Session, settings: AppSettings, account_id: str,
+                        auth: Auth = require("admin:read:accounts")) -> dict:
+    """Mastodon's Admin::Account (the fields Podium has), plus ``email_bounced_at`` and
+    ``email_bounce_detail``: set when mail to the address bounced hard and stopped."""
+    _moderator(auth)
+    target = await _target(session, account_id)
+    return serializers.admin_account(target, settings.domain)
+
+
 @router.post("/api/v1/admin/accounts/{account_id}/unsuspend")
 async def unsuspend(session: Session, settings: AppSettings, account_id: str,
                     auth: Auth = require("admin:write:accounts")) -> dict:

@@ -25,7 +25,8 @@ def store_of(request: Request) -> storage.Storage:
     """The storage backend for the app's current settings (built once per configuration)."""
     state = request.app.state
     settings = state.settings
-    key = (settings.media_backend, settings.media_dir, settings.media_webdav_url)
+    key = (settings.media_backend, settings.media_dir, settings.media_webdav_url,
+           settings.media_s3_endpoint, settings.media_s3_bucket)
     cached = getattr(state, "media_storage", None)
     if cached is None or cached[0] != key:
         state.media_storage = cached = (key, storage.from_settings(settings))

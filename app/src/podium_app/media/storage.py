@@ -8,17 +8,22 @@ Backends:
 - ``local``: a folder (``PODIUM_MEDIA_DIR``), for ``./podium dev`` and single-host stacks;
   the app serves it under /m/ itself when the base URL points at the app.
 - ``webdav``: the media role's nginx origin (``PODIUM_MEDIA_WEBDAV_URL``): PUT, DELETE.
-- ``s3``: NOT IMPLEMENTED YET (see docs/decisions/0080-media.md).
+- ``s3``: an S3-compatible bucket (the providers' object storage: Hetzner, Scaleway, ...):
+  PUT/GET/DELETE signed with AWS Signature Version 4, path-style addressing
+  (docs/decisions/0141-s3-media-storage.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -110,7 +115,92 @@ class WebDAVStorage:
         return r.content
 
 
+# Objects are immutable (content-addressed), as on the media origin (roles/media).
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+class S3Storage:
+    """An S3-compatible bucket, path-style (``ENDPOINT/BUCKET/NAME``), requests signed with
+    AWS Signature Version 4. Objects are written ``public-read`` (their names are unguessable
+    without the bytes) with a year-long immutable Cache-Control, so the bucket or the edges
+    in front of it serve them as they are."""
+
+    def __init__(self, endpoint: str, bucket: str, region: str, access_key: str,
+                 secret_key: str, timeout: float = 30.0, public_read: bool = True):
+        self.endpoint = endpoint.rstrip("/")
+        self.host = urlsplit(self.endpoint).netloc
+        self.bucket = bucket
+        self.region = region
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.public_read = public_read
+        self.client = httpx.Client(timeout=timeout)
+
+    def _sign(self, method: str, path: str, payload_hash: str,
+              extra: dict[str, str]) -> dict[str, str]:
+        now = datetime.now(UTC)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        headers = {"host": self.host, "x-amz-content-sha256": payload_hash,
+                   "x-amz-date": stamp, **{k.lower(): v for k, v in extra.items()}}
+        signed = ";".join(sorted(headers))
+        canonical = "\n".join([method, path, "",
+                               *(f"{k}:{headers[k].strip()}" for k in sorted(headers)), "",
+                               signed, payload_hash])
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        key = f"AWS4{self.secret_key}".encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+                                    f"SignedHeaders={signed}, Signature={signature}")
+        del headers["host"]  # httpx sends the same value from the URL
+        return headers
+
+    def _request(self, method: str, name: str, data: bytes = b"",
+                 extra: dict[str, str] | None = None) -> httpx.Response:
+        path = quote(f"/{self.bucket}/{_check(name)}")
+        headers = self._sign(method, path, hashlib.sha256(data).hexdigest(), extra or {})
+        try:
+            return self.client.request(method, self.endpoint + path, content=data or None,
+                                       headers=headers)
+        except httpx.HTTPError as err:
+            raise StorageError(f"object storage unreachable: {err}") from err
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        extra = {"Content-Type": content_type, "Cache-Control": IMMUTABLE}
+        if self.public_read:
+            extra["x-amz-acl"] = "public-read"
+        r = self._request("PUT", name, data, extra)
+        if r.status_code != 200:
+            raise StorageError(f"object storage refused PUT {name}: HTTP {r.status_code} "
+                               f"{r.text[:200]}")
+
+    def delete(self, name: str) -> None:
+        r = self._request("DELETE", name)
+        if r.status_code not in (200, 204, 404):
+            raise StorageError(f"object storage refused DELETE {name}: HTTP {r.status_code}")
+
+    def get(self, name: str) -> bytes | None:
+        r = self._request("GET", name)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise StorageError(f"object storage refused GET {name}: HTTP {r.status_code}")
+        return r.content
+
+
 def from_settings(settings: Settings) -> Storage:
+    if settings.media_backend == "s3":
+        missing = [f"PODIUM_MEDIA_S3_{n.upper()}" for n in
+                   ("endpoint", "bucket", "access_key", "secret_key")
+                   if not getattr(settings, f"media_s3_{n}")]
+        if missing:
+            raise RuntimeError(f"PODIUM_MEDIA_BACKEND=s3 needs {', '.join(missing)}")
+        return S3Storage(settings.media_s3_endpoint, settings.media_s3_bucket,
+                         settings.media_s3_region, settings.media_s3_access_key,
+                         settings.media_s3_secret_key.get_secret_value())
     if settings.media_backend == "webdav":
         if not settings.media_webdav_url:
             raise RuntimeError("PODIUM_MEDIA_BACKEND=webdav needs PODIUM_MEDIA_WEBDAV_URL")

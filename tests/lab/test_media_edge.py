@@ -1,0 +1,86 @@
+"""An image post through the lab's edge: uploaded over HTTPS (the lab CA) through the edge
+and the load balancer, processed by the app, stored on the media origin (WebDAV on the media
+host), served at media.<domain> by the edge and cached there; deleting the post deletes the
+files at the origin.
+
+Needs the stack named by PODIUM_STACK up with edge, proxy, app, media and acme hosts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+
+import pytest
+from PIL import Image
+from test_platform import _app_cli, _call, _json, publisher, site  # noqa: F401  (fixtures)
+
+from kit import edgehttp, ssh
+
+
+@pytest.fixture(scope="module")
+def origin(stack, site):  # noqa: F811
+    """The media origin's base URL (private network: read from the app host, which may)."""
+    hosts = [h for h in stack.hosts if "media" in h.roles]
+    if not hosts:
+        pytest.skip("the stack has no media host")
+    return f"http://{hosts[0].address}:8081"
+
+
+def _origin_status(stack, paths, site, url: str) -> int:  # noqa: F811
+    result = ssh.run(paths, stack.admin.user, site["app"],
+                     f"curl -s -o /dev/null -w '%{{http_code}}' {url}", timeout=240)
+    return int(result.stdout.strip() or 0)
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    # A random colour per run: a new content address, never in any cache yet.
+    Image.new("RGB", (1200, 800), tuple(secrets.token_bytes(3))).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _upload(site, token: str, data: bytes) -> dict:  # noqa: F811
+    boundary = secrets.token_hex(12)
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n"
+            f"lab picture\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode() + data + \
+        f"\r\n--{boundary}--\r\n".encode()
+    answer = edgehttp.request(site["edge"], site["domain"], "/api/v2/media", site["tls"],
+                              method="POST", body=body, timeout=60,
+                              headers={"Authorization": f"Bearer {token}",
+                                       "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert answer.status == 200, (answer.status, answer.body[:300])
+    return json.loads(answer.body)
+
+
+def test_image_post_is_stored_at_the_origin_cached_at_the_edge_and_deleted(
+        stack, paths, site, publisher, origin):  # noqa: F811
+    media = _upload(site, publisher["token"], _jpeg())
+    media_domain = f"media.{site['domain']}"
+    assert media["url"].startswith(f"https://{media_domain}/m/")
+    assert media["blurhash"] and media["meta"]["original"]["width"] == 1200
+    path = media["url"].removeprefix(f"https://{media_domain}")
+    preview = media["preview_url"].removeprefix(f"https://{media_domain}")
+    assert _origin_status(stack, paths, site, origin + path) == 200
+    post = _json(_call(site, "POST", "/api/v1/statuses", token=publisher["token"],
+                       body={"status": f"picture {secrets.token_hex(3)}",
+                             "media_ids": [media["id"]]}))
+    first = edgehttp.request(site["edge"], media_domain, path, site["tls"])
+    assert first.status == 200 and first.headers["content-type"] == "image/jpeg"
+    assert first.body[:3] == b"\xff\xd8\xff"
+    second = edgehttp.request(site["edge"], media_domain, path, site["tls"])
+    assert second.status == 200 and second.body == first.body
+    assert second.headers["x-cache-status"] == "HIT", second.headers
+    assert "immutable" in second.headers["cache-control"]
+
+    assert _call(site, "DELETE", f"/api/v1/statuses/{post['id']}",
+                 token=publisher["token"]).status == 200
+    for name in (path, preview):
+        assert _origin_status(stack, paths, site, origin + name) == 404, name
+    # Nothing references the file any more; a preview never fetched through the edge is
+    # gone there too. (A copy the edge cached stays until edge_media_cache_valid: no purge,
+    # docs/decisions/0080-media.md.)
+    assert _call(site, "GET", f"/api/v1/statuses/{post['id']}").status == 404
+    assert edgehttp.request(site["edge"], media_domain, preview, site["tls"]).status == 404
