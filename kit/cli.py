@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="./podium converge [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
     _stack_arg(p)
 
+    p = sub.add_parser("deploy", help="rolling deploy of the app: one app host at a time",
+                       description="Run playbooks/deploy.yml against .podium/<stack>/inventory.yml"
+                       ": each app host in turn is drained in HAProxy (its requests finish), "
+                       "updated to the app in app/ (migrations once, from the first host), "
+                       "checked on /readyz and put back. Anything after -- goes to "
+                       "ansible-playbook.",
+                       usage="./podium deploy [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
+    _stack_arg(p)
+
     p = sub.add_parser("inventory", help="write a cloud stack's inventory from Pulumi outputs",
                        description="Write .podium/<stack>/inventory.yml (the lab's shape) from "
                        "the JSON of `pulumi stack output --json --stack NAME`.")
@@ -181,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         lab.shell(args.stack, args.host, args.passthrough)
     elif args.command == "converge":
         lab.converge(args.stack, args.passthrough)
+    elif args.command == "deploy":
+        lab.converge(args.stack, args.passthrough, playbook="playbooks/deploy.yml")
     elif args.command == "inventory":
         from pathlib import Path
 
