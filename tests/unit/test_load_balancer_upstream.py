@@ -41,7 +41,7 @@ def _variables(tmp_path, data: dict, host: str, names: list[str]) -> dict:
             env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:/usr/bin:/bin",
                  "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
         assert result.returncode == 0, result.stdout + result.stderr
-        found.update(json.loads(result.stdout.split("=>", 1)[1]))
+        found[name] = json.loads(result.stdout.split("=>", 1)[1])[name]
     return found
 
 
