@@ -100,26 +100,34 @@ def _deploy_under_load(stack, paths, proxy, publisher, source: Path):
     return result, took
 
 
-def test_rolling_deploy_under_load_fails_no_request(stack, paths, proxy, publisher, tmp_path):
+@pytest.fixture(scope="module")
+def releases(stack, paths):
+    """Each app host's release before the deploy tests (the repository's)."""
+    return {h.name: _current_release(stack, paths, h) for h in _hosts(stack, "app")}
+
+
+def test_rolling_deploy_under_load_fails_no_request(stack, paths, proxy, publisher, releases,
+                                                    tmp_path):
     apps = _hosts(stack, "app")
-    before = {h.name: _current_release(stack, paths, h) for h in apps}
     source, token = _changed_release(tmp_path)
-    try:
-        result, _ = _deploy_under_load(stack, paths, proxy, publisher, source)
-        after = {h.name: _current_release(stack, paths, h) for h in apps}
-        markers = {h.name: _on(stack, paths, str(h.address),
-                               "cat /opt/podium/app/current/venv/lib/python3*/site-packages/"
-                               "podium_app/_deploy_marker.py") for h in apps}
-    finally:
-        # Back to the repository's release (also a rolling deploy under load).
-        back, _ = _deploy_under_load(stack, paths, proxy, publisher, REPO / "app")
+    result, _ = _deploy_under_load(stack, paths, proxy, publisher, source)
+    after = {h.name: _current_release(stack, paths, h) for h in apps}
+    markers = {h.name: _on(stack, paths, str(h.address),
+                           "cat /opt/podium/app/current/venv/lib/python3*/site-packages/"
+                           "podium_app/_deploy_marker.py") for h in apps}
     assert result.failed == 0, result.summary()
     assert result.ok >= 200, f"too little load to prove anything: {result.summary()}"
     assert len(set(after.values())) == 1, after
-    assert set(after.values()).isdisjoint(before.values()), (before, after)
+    assert set(after.values()).isdisjoint(releases.values()), (releases, after)
     assert all(token in text for text in markers.values()), markers
-    assert back.failed == 0, back.summary()
-    assert {h.name: _current_release(stack, paths, h) for h in apps} == before
+
+
+def test_rolling_back_to_the_repositorys_release_fails_no_request(stack, paths, proxy,
+                                                                 publisher, releases):
+    """Also what puts the stack back on the repository's app after the test above."""
+    result, _ = _deploy_under_load(stack, paths, proxy, publisher, REPO / "app")
+    assert result.failed == 0, result.summary()
+    assert {h.name: _current_release(stack, paths, h) for h in _hosts(stack, "app")} == releases
 
 
 # --- reads from the replica ---------------------------------------------------------------
