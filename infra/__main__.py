@@ -23,8 +23,9 @@ pulumi.export("servers", {
 })
 pulumi.export("provider", stack.provider)
 pulumi.export("network_id", platform.network_id)
-if stack.load_balancer == "provider":
-    # Where the edges send requests: the provider load balancer's fixed private address.
-    pulumi.export("load_balancer_address", stack.load_balancer_address)
+if platform.load_balancer_address is not None:
+    # Where the edges send requests: the provider load balancer's private address
+    # (kit.inventory.load_balancer_address_from_outputs reads it into the inventory).
+    pulumi.export("load_balancer_address", platform.load_balancer_address)
 if platform.offsite_bucket is not None:
     pulumi.export("offsite_bucket", platform.offsite_bucket)

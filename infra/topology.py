@@ -27,7 +27,8 @@ class Platform:
 
     ``servers``: host name -> server resource; ``ipv4``/``ipv6``: host name -> public address
     outputs (IPv6 absent where not provisioned); ``components``: every component, for
-    ``resources()``; ``network_id``: the private network's id.
+    ``resources()``; ``network_id``: the private network's id; ``load_balancer_address``: the
+    provider load balancer's private address (None with a proxy host).
     """
 
     provider: str
@@ -37,6 +38,8 @@ class Platform:
     network_id: pulumi.Output
     components: list[pulumi.ComponentResource]
     offsite_bucket: pulumi.Output | None = None
+    # The provider load balancer's private address (load_balancer: provider), else None.
+    load_balancer_address: pulumi.Output | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def all_resources(self) -> list[pulumi.CustomResource]:
@@ -105,12 +108,15 @@ def _build_hetzner(stack: Stack) -> Platform:
             server=servers.servers[host.name], fqdn=f"{host.name}.{stack.domain}"))
         for host in stack.hosts if "mail" in host.roles
     ]
+    lb_address = None
     if stack.load_balancer == "provider":
         apps = [h for h in stack.hosts if "app" in h.roles]
-        components.append(AppLoadBalancer("app-lb", AppLoadBalancerArgs(
+        balancer = AppLoadBalancer("app-lb", AppLoadBalancerArgs(
             location=apps[0].location or "", network=network.network, subnet=network.subnet,
             app_servers=[servers.servers[h.name] for h in apps], labels=labels_for(stack),
-            private_address=stack.load_balancer_address)))
+            private_address=stack.load_balancer_address))
+        components.append(balancer)
+        lb_address = balancer.private_address
     ipv4 = {n: s.ipv4_address for n, s in servers.servers.items()}
     ipv6 = {n: s.ipv6_address for n, s in servers.servers.items()}
     components.append(Zone("zone", ZoneArgs(domain=stack.domain,
@@ -119,7 +125,8 @@ def _build_hetzner(stack: Stack) -> Platform:
     offsite = _offsite(stack)
     components.append(offsite)
     return Platform("hcloud", dict(servers.servers), ipv4, ipv6, network.network.id,
-                    components, offsite_bucket=offsite.bucket_name)
+                    components, offsite_bucket=offsite.bucket_name,
+                    load_balancer_address=lb_address)
 
 
 def _build_scaleway(stack: Stack) -> Platform:
@@ -147,12 +154,15 @@ def _build_scaleway(stack: Stack) -> Platform:
         security_groups={name: g.group for name, g in groups.items()},
         volumes=volumes.volumes))
     components: list[pulumi.ComponentResource] = [network, *groups.values(), volumes, servers]
+    lb_address = None
     if stack.load_balancer == "provider":
         apps = [h for h in stack.hosts if "app" in h.roles]
-        components.append(AppLoadBalancer("app-lb", AppLoadBalancerArgs(
+        balancer = AppLoadBalancer("app-lb", AppLoadBalancerArgs(
             zone=apps[0].location or "", private_network=network.network,
             app_addresses=[str(h.address) for h in apps], tags=tags_for(stack), region=region,
-            private_address=stack.load_balancer_address)))
+            private_address=stack.load_balancer_address))
+        components.append(balancer)
+        lb_address = balancer.private_address
     # IPv4 only for now: routed IPv6 at Scaleway is a /64 prefix per server, and which
     # address of it the host answers on is the host's choice (not modelled yet).
     ipv4 = {name: ip.address for name, ip in servers.public_ipv4.items()}
@@ -169,7 +179,8 @@ def _build_scaleway(stack: Stack) -> Platform:
     offsite = _offsite(stack)
     components.append(offsite)
     return Platform("scaleway", dict(servers.servers), ipv4, {}, network.network.id,
-                    components, offsite_bucket=offsite.bucket_name)
+                    components, offsite_bucket=offsite.bucket_name,
+                    load_balancer_address=lb_address)
 
 
 def _dkim(stack: Stack):

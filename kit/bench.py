@@ -157,3 +157,70 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
               f"{median[cached] / median[static]:.2f} | **{paired:.2f}** |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
           f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}")
+
+
+# ./podium bench proxy ----------------------------------------------------------------------
+def proxy(stack_name: str, runs: int, seconds: int = 20, clients: int = 16) -> None:
+    """Uncached timeline throughput through HAProxy to every app host: a logged-in home
+    timeline (never cached by an edge) and the anonymous public timeline with a cache-busting
+    query (which an edge would pass through). Load from the controller (kit/loadgen.py) to
+    the proxy's private frontend, ``clients`` keep-alive connections, ``runs`` rounds of
+    ``seconds`` per case, alternated; every non-2xx answer is counted and fails the bench.
+    """
+    import itertools
+
+    from kit import labapi, loadgen
+    from kit.lab import _load_state
+    from kit.stack import role_ports
+
+    stack = _load_state(stack_name)
+    paths = StackPaths(stack_name)
+    if stack is None:
+        raise PodiumError(f"stack '{stack_name}' is not up", f"./podium up --stack {stack_name}")
+    proxies = [h for h in stack.hosts if "proxy" in h.roles]
+    apps = [h for h in stack.hosts if "app" in h.roles]
+    if not proxies or not apps:
+        raise PodiumError(f"stack '{stack_name}' has no proxy or no app host",
+                          "bench proxy needs HAProxy in front of the real app")
+    target = (str(proxies[0].address),
+              next(p["port"] for p in role_ports()["proxy"] if p["proto"] == "tcp"))
+    app = str(apps[0].address)
+    # Data: one publisher with 40 posts, one reader following it.
+    publisher = labapi.account(stack, paths, target, app, "benchpub", publisher=True)
+    reader = labapi.account(stack, paths, target, app, "benchread", publisher=False)
+    labapi.call(stack, target, "POST", f"/api/v1/accounts/{publisher['id']}/follow",
+                reader["token"])
+    for number in range(40):
+        labapi.call(stack, target, "POST", "/api/v1/statuses", publisher["token"],
+                    {"status": f"bench post {number}"})
+    time.sleep(12)  # past the writers' read-your-writes window: reads may use the replica
+    bust = itertools.count()
+    cases = {
+        "home timeline (logged in)": dict(
+            path_of=lambda: "/api/v1/timelines/home?limit=20",
+            headers={"Authorization": f"Bearer {reader['token']}"}),
+        "public timeline (anonymous, cache-busting)": dict(
+            path_of=lambda: f"/api/v1/timelines/public?limit=20&_={next(bust)}"),
+    }
+    print(f"proxy bench on {proxies[0].name} -> {', '.join(h.name for h in apps)}: {runs} "
+          f"rounds of {seconds}s per case, {clients} clients", flush=True)
+    results: dict[str, list[loadgen.Result]] = {case: [] for case in cases}
+    for number in range(1, runs + 1):
+        for case, spec in cases.items():
+            result = loadgen.run_for(seconds, address=target[0], port=target[1],
+                                     host=stack.domain, clients=clients, **spec)
+            if result.failed:
+                raise PodiumError(f"bench proxy: {case}: {result.summary()}",
+                                  "check the app hosts' logs (./podium ssh app1 -- sudo "
+                                  "journalctl -u podium-app-web)")
+            results[case].append(result)
+            print(f"round {number}/{runs}: {case}: {result.summary()}", flush=True)
+    print("\n| Request (uncached, through HAProxy) | req/s (median) | median latency | p99 |")
+    print("|---|---|---|---|")
+    for case, rounds in results.items():
+        best = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
+        print(f"| {case} | {statistics.median(r.rate for r in rounds):.0f} | "
+              f"{statistics.median(best.latencies) * 1000:.0f} ms | "
+              f"{best.percentile(0.99) * 1000:.0f} ms |")
+    print(f"\n{len(apps)} app hosts, {clients} clients, medians over {runs} rounds; load "
+          "generator on the controller (shares the machine's cores with the lab)")

@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                        usage="./podium converge [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
     _stack_arg(p)
 
+    p = sub.add_parser("deploy", help="rolling deploy of the app: one app host at a time",
+                       description="Run playbooks/deploy.yml against .podium/<stack>/inventory.yml"
+                       ": each app host in turn is drained in HAProxy (its requests finish), "
+                       "updated to the app in app/ (migrations once, from the first host), "
+                       "checked on /readyz and put back. Anything after -- goes to "
+                       "ansible-playbook.",
+                       usage="./podium deploy [--stack NAME] [-- ANSIBLE-PLAYBOOK ARGS ...]")
+    _stack_arg(p)
+
     p = sub.add_parser("inventory", help="write a cloud stack's inventory from Pulumi outputs",
                        description="Write .podium/<stack>/inventory.yml (the lab's shape) from "
                        "the JSON of `pulumi stack output --json --stack NAME`.")
@@ -89,14 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
-    p.add_argument("what", choices=["converge", "edge", "app"],
+    p.add_argument("what", choices=["converge", "edge", "app", "proxy"],
                    help="converge: time site.yml runs on a stack that is up; edge: cached "
                    "page and media on one edge against a same-size static file; app: the "
-                   "app's timeline, posting and fan-out figures on synthetic data (no lab needed)")
+                   "app's timeline, posting and fan-out figures on synthetic data (no lab "
+                   "needed); proxy: uncached timelines through HAProxy to the app hosts")
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
     p.add_argument("--workers", type=int, default=2, help="app: web worker processes (2)")
-    p.add_argument("--seconds", type=int, default=20, help="app: seconds per load run (20)")
+    p.add_argument("--seconds", type=int, default=20,
+                   help="app, proxy: seconds per load run (20)")
+    p.add_argument("--clients", type=int, default=16,
+                   help="proxy: concurrent keep-alive connections (16)")
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
@@ -178,6 +191,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         lab.shell(args.stack, args.host, args.passthrough)
     elif args.command == "converge":
         lab.converge(args.stack, args.passthrough)
+    elif args.command == "deploy":
+        lab.converge(args.stack, args.passthrough, playbook="playbooks/deploy.yml")
     elif args.command == "inventory":
         from pathlib import Path
 
@@ -202,6 +217,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             if args.what == "edge":
                 bench.edge(args.stack, args.runs)
+            elif args.what == "proxy":
+                bench.proxy(args.stack, args.runs, args.seconds, args.clients)
             else:
                 bench.converge(args.stack, args.runs)
     elif args.command == "test":

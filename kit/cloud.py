@@ -117,7 +117,9 @@ def write_inventory(stack: Stack, outputs_file: Path) -> Path:
         ) from None
     paths = StackPaths(stack.name)
     public = inventory.public_addresses_from_outputs(stack, outputs)
-    data = inventory.build(stack, paths, public_addresses=public)
+    data = inventory.build(stack, paths, public_addresses=public,
+                           load_balancer_address=inventory.load_balancer_address_from_outputs(
+                               stack, outputs))
     # No lab key in the cloud: Ansible uses the operator's own SSH key (agent or ~/.ssh).
     data["all"]["vars"].pop("ansible_ssh_private_key_file")
     data["all"]["vars"]["ansible_ssh_common_args"] = (

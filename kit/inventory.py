@@ -19,12 +19,17 @@ from kit.stack import Stack, role_ports
 
 
 def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
-          public_addresses: dict[str, str] | None = None) -> dict:
+          public_addresses: dict[str, str] | None = None,
+          load_balancer_address: str | None = None) -> dict:
     """The inventory as a dict (see module doc).
 
     ``lab_public_key`` is added to the admin keys (lab only). ``public_addresses`` maps host
     names to their public IPv4 (cloud stacks, from Pulumi's outputs); Ansible then connects
     there. Without it (the lab) the bridge address is both the private and public address.
+    ``load_balancer_address``: the provider load balancer's private address (cloud stacks
+    with ``load_balancer: provider``, from Pulumi's outputs); it becomes
+    ``podium_load_balancer_address`` (empty when the stack balances with proxy hosts), which
+    the edges send requests to and the app hosts trust for X-Forwarded-For.
     """
     keys = [*([lab_public_key] if lab_public_key else []), *stack.admin.ssh_keys]
     public_addresses = public_addresses or {}
@@ -56,6 +61,8 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 "podium_domain": stack.domain,
                 "podium_mode": stack.mode,
                 "podium_network_cidr": stack.network.cidr,
+                "podium_load_balancer": stack.load_balancer,
+                "podium_load_balancer_address": load_balancer_address or "",
                 "podium_gateway": stack.gateway,
                 "podium_operator_cidrs": list(stack.admin.ssh_cidrs),
                 "podium_admin_user": stack.admin.user,
@@ -109,6 +116,25 @@ def public_addresses_from_outputs(stack: Stack, outputs: dict) -> dict[str, str]
             )
         addresses[host.name] = str(entry["ipv4"])
     return addresses
+
+
+def load_balancer_address_from_outputs(stack: Stack, outputs: dict) -> str | None:
+    """The provider load balancer's private address from ``pulumi stack output --json`` (its
+    ``load_balancer_address`` output); None for stacks that balance with proxy hosts.
+
+    Raises PodiumError when the stack asks for the provider's load balancer and the outputs
+    lack its address (the edges would have no upstream).
+    """
+    if stack.load_balancer != "provider":
+        return None
+    address = outputs.get("load_balancer_address")
+    if not isinstance(address, str) or not address:
+        raise PodiumError(
+            f"the Pulumi outputs of stack '{stack.name}' have no 'load_balancer_address', and "
+            "the stack file says load_balancer: provider",
+            f"run pulumi up --stack {stack.name} (infra/ exports it with the load balancer)",
+        )
+    return address
 
 
 class _Dumper(yaml.SafeDumper):

@@ -295,12 +295,14 @@ def shell(stack_name: str, host_name: str, command: list[str]) -> None:
 
 
 
-def converge(stack_name: str, extra: list[str]) -> dict:
-    """Run site.yml on a stack that is up; return the run's report."""
+def converge(stack_name: str, extra: list[str], playbook: str = "playbooks/site.yml") -> dict:
+    """Run site.yml (or ``playbook``, e.g. deploy.yml) on a stack that is up (lab or cloud:
+    its inventory exists); return the run's report."""
     paths = StackPaths(stack_name)
     if not paths.inventory.is_file():
         raise PodiumError(
             f"stack '{stack_name}' has no inventory ({paths.inventory.relative_to(REPO)})",
             f"bring it up first: ./podium up --stack {stack_name}",
         )
-    return run_playbook(paths, "playbooks/site.yml", "converge", extra)
+    label = "converge" if playbook == "playbooks/site.yml" else Path(playbook).stem
+    return run_playbook(paths, playbook, label, extra)

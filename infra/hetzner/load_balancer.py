@@ -43,6 +43,9 @@ class AppLoadBalancer(pulumi.ComponentResource):
             f"{name}-private", load_balancer_id=lb_id, network_id=args.network.id.apply(int),
             ip=args.private_address, enable_public_interface=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.subnet]))
+        # Where the edges send requests (exported as load_balancer_address, read into the
+        # inventory by kit.inventory, used by the edge role's upstreams).
+        self.private_address: pulumi.Output[str] = self.attachment.ip
         self.service = hcloud.LoadBalancerService(
             f"{name}-app", load_balancer_id=lb_id, protocol="tcp", listen_port=LISTEN_PORT,
             destination_port=APP_PORT,
@@ -58,4 +61,5 @@ class AppLoadBalancer(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.attachment]))
             for index, server in enumerate(args.app_servers)
         ]
-        self.register_outputs({"load_balancer_id": self.load_balancer.id})
+        self.register_outputs({"load_balancer_id": self.load_balancer.id,
+                               "private_address": self.private_address})

@@ -47,6 +47,9 @@ class AppLoadBalancer(pulumi.ComponentResource):
             private_networks=[{"private_network_id": args.private_network.id,
                                "ipam_ids": self.address.id}],
             tags=args.tags, opts=child)
+        # Where the edges send requests (exported as load_balancer_address, read into the
+        # inventory by kit.inventory, used by the edge role's upstreams).
+        self.private_address: pulumi.Output[str] = self.address.address
         self.backend = lb.Backend(
             f"{name}-app", name="app", lb_id=self.load_balancer.id, forward_protocol="tcp",
             forward_port=APP_PORT, forward_port_algorithm="leastconn",
@@ -58,4 +61,5 @@ class AppLoadBalancer(pulumi.ComponentResource):
         self.frontend = lb.Frontend(
             f"{name}-listen", name="listen", lb_id=self.load_balancer.id,
             backend_id=self.backend.id, inbound_port=LISTEN_PORT, opts=child)
-        self.register_outputs({"load_balancer_id": self.load_balancer.id})
+        self.register_outputs({"load_balancer_id": self.load_balancer.id,
+                               "private_address": self.private_address})

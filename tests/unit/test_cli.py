@@ -10,7 +10,8 @@ import pytest
 from kit.cli import build_parser, main
 from kit.paths import REPO
 
-COMMANDS = ["up", "down", "status", "ssh", "converge", "inventory", "plan", "bench", "test"]
+COMMANDS = ["up", "down", "status", "ssh", "converge", "deploy", "inventory", "plan", "bench",
+            "test"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -21,7 +22,7 @@ def test_every_command_has_help(command, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: ./podium")
-    if command in ("up", "down", "ssh", "converge"):
+    if command in ("up", "down", "ssh", "converge", "deploy"):
         assert "--stack NAME" in out
 
 
@@ -32,6 +33,13 @@ def test_unknown_stack_is_a_clear_error_not_a_traceback(capsys):
     assert "error: no stack file for stack 'no-such-stack'" in err
     assert "what to do:" in err
     assert "Traceback" not in err
+
+
+def test_deploy_to_a_stack_that_is_not_up_is_clear(capsys):
+    assert main(["deploy", "--stack", "never-up"]) == 2
+    err = capsys.readouterr().err
+    assert "stack 'never-up' has no inventory" in err
+    assert "./podium up --stack never-up" in err
 
 
 def test_ssh_to_a_stack_that_is_not_up_is_clear(capsys):
@@ -83,13 +91,14 @@ def test_inventory_from_pulumi_outputs_is_written_in_the_labs_shape(tmp_path, mo
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"servers": {
         h.name: {"ipv4": f"198.51.100.{i + 10}", "private": str(h.address)}
-        for i, h in enumerate(stack.hosts)}}))
+        for i, h in enumerate(stack.hosts)}, "load_balancer_address": "10.20.1.254"}))
     assert main(["inventory", "--stack", "hetzner", "--pulumi-outputs", str(outputs)]) == 0
     inv = yaml.safe_load((tmp_path / "hetzner" / "inventory.yml").read_text())
     assert inv["all"]["hosts"]["db1"]["ansible_host"].startswith("198.51.100.")
     assert inv["all"]["hosts"]["db1"]["podium_private_address"] == "10.20.1.41"
     assert "ansible_ssh_private_key_file" not in inv["all"]["vars"]
     assert set(inv["all"]["children"]["app"]["hosts"]) == {"app1", "app2"}
+    assert inv["all"]["vars"]["podium_load_balancer_address"] == "10.20.1.254"
 
 
 def test_inventory_from_unreadable_outputs_says_how_to_make_them(capsys, tmp_path):

@@ -60,6 +60,8 @@ def _outputs(tmp_path, monkeypatch, stack_name: str) -> dict:
     outputs = {"servers": {h.name: {"ipv4": f"198.51.100.{i + 10}", "private": str(h.address),
                                     "roles": h.roles} for i, h in enumerate(stack.hosts)},
                "provider": stack.provider}
+    if stack.load_balancer == "provider":  # infra/__main__.py exports it then
+        outputs["load_balancer_address"] = stack.load_balancer_address
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     monkeypatch.setenv("FAKE_PULUMI_OUTPUTS", str(path))

@@ -27,6 +27,7 @@ from podium_app.api import (
 from podium_app.api.deps import reject_nul_in_url
 from podium_app.db import Database
 from podium_app.metrics import MetricsMiddleware
+from podium_app.readrouting import ReadYourWritesMiddleware
 from podium_app.redis_client import make_redis
 from podium_app.settings import Settings, get_settings
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.db = Database.from_settings(settings)
+        app.state.db.start()
         app.state.redis = make_redis(settings)
         app.state.queue = await queue.connect(settings)
         try:
@@ -63,5 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    admin, media):
         app.include_router(module.router)
     web.install(app)  # the web pages (podium_app.web): after the API, they share no path
+    app.add_middleware(ReadYourWritesMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

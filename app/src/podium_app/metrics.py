@@ -29,6 +29,16 @@ QUEUE_LAG = Gauge("podium_fanout_queue_lag_seconds",
                   "Age of the oldest job waiting in the background queue (fan-out, mail, media)",
                   registry=REGISTRY)
 
+# Reads from the replica where lag allows (podium_app/db.py).
+DB_READS = Counter("podium_db_reads", "Read-only sessions opened, by the server they go to",
+                   ["target"], registry=REGISTRY)
+REPLICA_LAG = Gauge("podium_db_replica_lag_seconds",
+                    "The replica's lag at the last check (NaN: not streaming or unreachable)",
+                    registry=REGISTRY)
+REPLICA_USABLE = Gauge("podium_db_replica_usable",
+                       "1 while reads may go to the replica, 0 while they go to the primary",
+                       registry=REGISTRY)
+
 
 class MetricsMiddleware:
     """Pure ASGI middleware (no per-request task overhead) timing every HTTP request."""

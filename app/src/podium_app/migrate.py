@@ -27,6 +27,26 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(config()).get_current_head()
 
 
+def schema_state(current: str | None) -> str:
+    """'ok' when the database schema suits this release's code, else why not.
+
+    A revision this release does not know is a later release's migration: migrations keep
+    the previous release working (add first, remove a release later), so the code still
+    serves while a rolling deploy has migrated ahead of it. A known revision other than the
+    head is older than the code needs: not ready.
+    """
+    head = head_revision()
+    if current == head:
+        return "ok"
+    if current is None:
+        return f"not migrated, head is {head}"
+    try:
+        known = ScriptDirectory.from_config(config()).get_revision(current) is not None
+    except Exception:  # alembic raises for revisions missing from the scripts
+        known = False
+    return f"at {current}, head is {head}" if known else "ok"
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(

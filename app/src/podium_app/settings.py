@@ -29,8 +29,18 @@ class Settings(BaseSettings):
     # Writes (and reads without a replica) go here; through PgBouncer on servers.
     # Format: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB
     database_url: str = "postgresql+asyncpg://podium@127.0.0.1:6432/podium"
-    # Optional hot-standby replica for read-only queries (timelines, profiles).
+    # Optional hot-standby replica for read-only pages and endpoints (timelines, profiles,
+    # post pages), used while it is close enough to the primary (podium_app/db.py).
     database_read_url: str | None = None
+    # Seconds the replica may be behind (podium_ops.replica_lag_seconds()) and still serve.
+    database_read_max_lag: float = Field(2.0, ge=0)
+    # Seconds between two lag checks (one per process, off the request path).
+    database_read_check_interval: float = Field(1.0, gt=0, le=60)
+    # Seconds a client that has just written (same token, session cookie or address) reads
+    # from the primary: read-your-writes. Keep it above the lag allowed plus one check.
+    database_read_sticky_seconds: float = Field(10.0, ge=0)
+    # True when database_read_url goes through PgBouncer in transaction mode.
+    database_read_pgbouncer: bool = False
     # True when database_url goes through PgBouncer in transaction mode: no server-side
     # prepared statement cache (statements are unnamed per transaction).
     database_pgbouncer: bool = True

@@ -138,7 +138,8 @@ async def transcode_video(ctx: dict, media_id: str) -> None:
 def _startup_for(settings: Settings):
     async def startup(ctx: dict) -> None:
         ctx["settings"] = settings
-        ctx["db"] = Database.from_settings(settings)
+        # Jobs read what the request that queued them has just written: the primary only.
+        ctx["db"] = Database.from_settings(settings, use_replica=False)
         ctx["redis"] = make_redis(settings)
         ctx["queue"] = await queue.connect(settings)  # jobs that queue jobs (digests)
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import security
+from podium_app import readrouting, security
 from podium_app.errors import ApiError, _describe
 from podium_app.models import Account, OAuthToken
 from podium_app.settings import Settings
@@ -28,7 +28,14 @@ bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.sessions() as session:
+    """The request's database session: on the replica for reads that may use it
+    (podium_app/readrouting.py: read-only route, replica close enough, the client has not
+    just written), on the primary otherwise."""
+    db = request.app.state.db
+    replica = (readrouting.may_use_replica(request.scope) and db.replica_usable()
+               and not await readrouting.recently_wrote(
+                   request.app.state.redis, readrouting.identities(request.scope)))
+    async with (db.read_sessions() if replica else db.sessions()) as session:
         yield session
 
 
