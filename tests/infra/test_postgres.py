@@ -223,5 +223,5 @@ def test_pgbouncer_exporter_runs_on_the_primary_on_the_private_address(host, rol
     assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
     text = scrape(host, host_vars["podium_private_address"], port)
     assert value(text, "pgbouncer_up") == 1
-    assert any('database="podium"' in labels
-               for labels in samples(text, "pgbouncer_pools_server_idle_connections"))
+    assert any('name="podium"' in labels
+               for labels in samples(text, "pgbouncer_databases_pool_size"))
