@@ -98,18 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure: e.g. bench converge (median of no-op runs)",
                        description="Benchmarks whose figures go to docs/perf.md.")
-    p.add_argument("what", choices=["converge", "edge", "app", "proxy"],
+    p.add_argument("what", choices=["converge", "edge", "app", "proxy", "resources"],
                    help="converge: time site.yml runs on a stack that is up; edge: cached "
                    "page and media on one edge against a same-size static file; app: the "
                    "app's timeline, posting and fan-out figures on synthetic data (no lab "
-                   "needed); proxy: uncached timelines through HAProxy to the app hosts")
+                   "needed); proxy: uncached timelines through HAProxy to the app hosts; "
+                   "resources: memory (PSS) and CPU of each running lab guest")
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
     p.add_argument("--workers", type=int, default=2, help="app: web worker processes (2)")
     p.add_argument("--seconds", type=int, default=20,
+<<<<<<< HEAD
                    help="app, proxy: seconds per load run (20)")
     p.add_argument("--clients", type=int, default=16,
                    help="proxy: concurrent keep-alive connections (16)")
+=======
+                   help="app: seconds per load run; resources: sampling window (20)")
+>>>>>>> s3-exporters
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
@@ -212,6 +217,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             from kit import bench_app
 
             bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts)
+        elif args.what == "resources":
+            from kit import bench_resources
+
+            bench_resources.run(args.stack, args.seconds)
         else:
             from kit import bench
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
 
 from kit import edgehttp
 
@@ -177,3 +180,45 @@ def test_an_acme_token_held_by_one_edge_is_served_by_every_edge(host, inventory)
     finally:
         with host.sudo():
             host.run(f"rm -f {folder}/{token}")
+
+
+# --- Exporters (roles/monitoring/README.md) ------------------------------------------------
+
+@pytest.mark.parametrize("job", ["nginx", "edge_cache"])
+def test_edge_exporters_listen_on_the_private_address_only(host, host_vars, stack_vars, job):
+    assert listening_addresses(host, metrics_port(stack_vars, "edge", job)) == {
+        host_vars["podium_private_address"]}
+
+
+def test_nginx_exporter_reads_stub_status(host, host_vars, stack_vars):
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "edge", "nginx"))
+    assert value(text, "nginx_up") == 1
+    assert value(text, "nginx_http_requests_total") > 0
+
+
+def _cache_counts(host, host_vars, stack_vars, server: str) -> dict[str, float]:
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "edge", "edge_cache"))
+    found = samples(text, "podium_edge_cache_requests_total")
+    return {status: sum(v for labels, v in found.items()
+                        if f'server="{server}"' in labels and f'cache_status="{status}"' in labels)
+            for status in ("HIT", "MISS")}
+
+
+def test_cache_hits_and_misses_are_counted(host, host_vars, stack_vars, address, tls):
+    """A new media path: the first answer is a MISS (a 404, cached for a minute), the second
+    a HIT; mtail counts both from the cache log."""
+    server = f"media.{stack_vars['podium_domain']}"
+    before = _cache_counts(host, host_vars, stack_vars, server)
+    path = f"/m/podium-test/{uuid.uuid4().hex}.jpg"
+    statuses = [edgehttp.request(address, server, path, tls).headers["x-cache-status"]
+                for _ in range(2)]
+    assert statuses == ["MISS", "HIT"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        after = _cache_counts(host, host_vars, stack_vars, server)
+        if after["HIT"] >= before["HIT"] + 1 and after["MISS"] >= before["MISS"] + 1:
+            return
+        time.sleep(1)
+    pytest.fail(f"cache counters for {server} went from {before} to {after}, not +1 each")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import testinfra
 import yaml
+from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
 
 REPO = Path(__file__).resolve().parents[2]
 # The signing selector is set in the mail role's wiring (not in the inventory).
@@ -82,3 +83,18 @@ def test_signing_key_is_the_published_one(host, stack_vars):
         derived = host.run("openssl pkey -in /etc/opendkim/keys/%s.private -pubout", SELECTOR)
     assert derived.rc == 0
     assert derived.stdout.strip() == public.strip()
+
+
+def test_postfix_exporter_listens_on_the_private_address_only(host, host_vars, stack_vars):
+    assert host.service("prometheus-postfix-exporter").is_enabled
+    assert listening_addresses(host, metrics_port(stack_vars, "mail", "postfix")) == {
+        host_vars["podium_private_address"]}
+
+
+def test_postfix_exporter_reads_the_queue(host, host_vars, stack_vars):
+    """The queue figures MailQueueGrowing reads: one histogram per Postfix queue."""
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "mail", "postfix"))
+    assert value(text, "postfix_up") == 1
+    queues = samples(text, "postfix_showq_message_age_seconds_count")
+    assert any('queue="deferred"' in labels for labels in queues), queues

@@ -12,6 +12,7 @@ import json
 
 import pytest
 import testinfra
+from exporter_checks import listening_addresses, metrics_port, scrape, value
 
 testinfra_hosts = ["ansible://media"]
 
@@ -115,3 +116,14 @@ def test_app_host_can_delete(app_host, origin_url):
     assert _http_from(app_host, "PUT", origin_url + path, b"to delete")["status"] in (201, 204)
     assert _http_from(app_host, "DELETE", origin_url + path)["status"] == 204
     assert _http_from(app_host, "GET", origin_url + path)["status"] == 404
+
+
+def test_nginx_exporter_listens_on_the_private_address_and_reads_stub_status(
+        host, host_vars, stack_vars):
+    port = metrics_port(stack_vars, "media", "nginx")
+    assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
+    assert value(scrape(host, host_vars["podium_private_address"], port), "nginx_up") == 1
+
+
+def test_stub_status_is_served_to_loopback_only(host):
+    assert listening_addresses(host, 8089) == {"127.0.0.1"}

@@ -41,13 +41,18 @@ def expected_targets(inventory: dict, monitoring_host: str) -> set[tuple[str, st
               for role, child in everything.get("children", {}).items()}
     expected = {("prometheus", monitoring_host), ("alertmanager", monitoring_host)}
     # TLS probes (playbooks/group_vars/all/monitoring.yml): edges and mail hosts.
-    for probe in ("edge", "mail"):
-        expected |= {(f"tls-{probe}", member) for member in groups.get(probe, [])}
+    # TLS probes (playbooks/group_vars/all/monitoring.yml): the edges and the mail host alerts
+    # go through (the first).
+    expected |= {("tls-edge", member) for member in groups.get("edge", [])}
+    expected |= {("tls-mail", member) for member in groups.get("mail", [])[:1]}
     for role, entries in everything["vars"]["podium_role_ports"].items():
         members = list(everything["hosts"]) if role == "common" else groups.get(role, [])
         for entry in entries:
             if entry.get("metrics"):
-                expected |= {(entry["metrics"], member) for member in members}
+                # metrics_host_var names one host (postgres_primary_host: by the kit's
+                # default the first of the group).
+                scraped = members[:1] if entry.get("metrics_host_var") else members
+                expected |= {(entry["metrics"], member) for member in scraped}
     return expected
 
 

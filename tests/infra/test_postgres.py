@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
 
 testinfra_hosts = ["ansible://postgres"]
 
@@ -165,3 +166,62 @@ def test_pgbouncer_answers_in_transaction_mode(host, role, stack_vars):
     assert pools.rc == 0, pools.stderr
     assert any(line.startswith("podium|podium|") and "|transaction" in line
                for line in pools.stdout.splitlines())
+
+
+# --- Exporters (roles/monitoring/README.md) ------------------------------------------------
+
+def test_postgres_exporter_listens_on_the_private_address_only(host, host_vars, stack_vars):
+    port = metrics_port(stack_vars, "postgres", "postgres")
+    assert host.service("prometheus-postgres-exporter").is_enabled
+    assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
+
+
+def test_postgres_exporter_reaches_postgresql(host, host_vars, stack_vars):
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "postgres", "postgres"))
+    assert value(text, "pg_up") == 1
+
+
+def test_postgres_exporter_reports_replication_for_the_alerts(host, role, host_vars,
+                                                              stack_vars, inventory):
+    """The series PostgresReplicaLagging / PostgresReplicationBroken read."""
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "postgres", "postgres"))
+    assert value(text, "pg_replication_is_replica") == (1 if role == "replica" else 0)
+    assert 0 <= value(text, "pg_replication_lag_seconds") < 60
+    if role == "primary":
+        active = samples(text, "pg_replication_slot_slot_is_active")
+        for name in list(inventory["all"]["children"]["postgres"]["hosts"])[1:]:
+            slot = name.replace("-", "_")
+            assert [v for labels, v in active.items() if f'slot_name="{slot}"' in labels] == [1]
+
+
+def test_monitoring_role_reads_statistics_but_no_data(host, role):
+    if role != "primary":
+        pytest.skip("roles are read on the primary")
+    assert _sql(host, "SELECT pg_has_role('podium_monitor', 'pg_monitor', 'MEMBER')") == "t"
+    assert _sql(host, "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "
+                      "WHERE rolname = 'podium_monitor'") == "f"
+    assert _sql(host, "SELECT has_database_privilege('podium_monitor', 'podium', 'CREATE')") == "f"
+
+
+def test_exporter_credentials_are_readable_by_root_only(host, role):
+    files = ["/etc/default/prometheus-postgres-exporter"]
+    if role == "primary":
+        files.append("/etc/default/prometheus-pgbouncer-exporter")
+    with host.sudo():
+        for path in files:
+            assert (host.file(path).user, host.file(path).mode) == ("root", 0o600), path
+
+
+def test_pgbouncer_exporter_runs_on_the_primary_on_the_private_address(host, role, host_vars,
+                                                                        stack_vars):
+    port = metrics_port(stack_vars, "postgres", "pgbouncer")
+    if role != "primary":
+        assert not listening_addresses(host, port)
+        return
+    assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
+    text = scrape(host, host_vars["podium_private_address"], port)
+    assert value(text, "pgbouncer_up") == 1
+    assert any('name="podium"' in labels
+               for labels in samples(text, "pgbouncer_databases_pool_size"))

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from exporter_checks import listening_addresses, metrics_port, scrape, value
 
 testinfra_hosts = ["ansible://redis"]
 
@@ -76,3 +77,22 @@ def test_redis_config_file_is_private(host):
         assert config.user == "root"
         assert config.group == "redis"
         assert config.mode == 0o640
+
+
+def test_redis_exporter_listens_on_the_private_address_only(host, host_vars, stack_vars):
+    assert host.service("prometheus-redis-exporter").is_enabled
+    assert listening_addresses(host, metrics_port(stack_vars, "redis", "redis")) == {
+        host_vars["podium_private_address"]}
+
+
+def test_redis_exporter_logs_in_with_the_password(host, host_vars, stack_vars):
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "redis", "redis"))
+    assert value(text, "redis_up") == 1
+    assert value(text, "redis_connected_clients") >= 1
+
+
+def test_redis_exporter_password_is_readable_by_root_only(host):
+    with host.sudo():
+        defaults = host.file("/etc/default/prometheus-redis-exporter")
+        assert (defaults.user, defaults.mode) == ("root", 0o600)

@@ -4,8 +4,10 @@ The disk alert's normal `for:` (5 minutes for critical) is too long for a test, 
 monitoring hosts are converged for the duration with ``monitoring_alert_for_override=10s``
 (every rule's `for:` becomes 10 s; the thresholds and expressions are the real ones) and a
 webhook to a small receiver on the controller's bridge address; the fixture converges them
-back to the normal settings afterwards. Mail delivery is not checked here yet: the mail role
-does not exist on this branch.
+back to the normal settings afterwards. Alertmanager's own timings (group_wait 30 s) are the
+production ones. With a mail host in the stack, the replication and backup faults also end
+with the alert mail read over IMAPS from the operator's mailbox (podium:admin.email, which
+the mail role gives a mailbox when it is on the platform's domain).
 
 Measured and printed (docs/perf.md): seconds from the fault to the alert firing in
 Prometheus and to its notification arriving at the webhook.
@@ -13,13 +15,17 @@ Prometheus and to its notification arriving at the webhook.
 
 from __future__ import annotations
 
+import email
+import email.utils
 import json
+import re
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from labmail import mail_host, wait_in_mailbox
 
 from kit import ssh
 from kit.ansible import run_playbook
@@ -59,6 +65,15 @@ def _wait(what: str, condition, timeout: float, every: float = 3.0):
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _converge_monitoring(stack, paths, label: str, *extra: str) -> None:
+    """Converge the monitoring hosts with the test settings (short `for:`, the webhook to
+    this controller) and ``extra`` arguments."""
+    run_playbook(paths, "playbooks/site.yml", label, [
+        "--limit", "monitoring", "-e", f"monitoring_alert_for_override={FOR_OVERRIDE}",
+        "-e", f"monitoring_webhook_url=http://{stack.gateway}:{WEBHOOK_PORT}/alerts", *extra],
+        echo=False)
+
+
 @pytest.fixture(scope="module")
 def monitoring(stack, paths):
     """The stack's monitoring host with short `for:` and a webhook to this controller."""
@@ -67,36 +82,63 @@ def monitoring(stack, paths):
         pytest.skip(f"stack '{stack.name}' has no monitoring host")
     server = ThreadingHTTPServer((stack.gateway, WEBHOOK_PORT), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    webhook = f"http://{stack.gateway}:{WEBHOOK_PORT}/alerts"
-    limit = ["--limit", "monitoring"]
     try:
-        run_playbook(paths, "playbooks/site.yml", "converge-fault-test", [
-            *limit, "-e", f"monitoring_alert_for_override={FOR_OVERRIDE}",
-            "-e", f"monitoring_webhook_url={webhook}"], echo=False)
+        _converge_monitoring(stack, paths, "converge-fault-test")
         yield f"http://{hosts[0].address}:9090"
     finally:
-        run_playbook(paths, "playbooks/site.yml", "converge-fault-test-undo", limit, echo=False)
+        run_playbook(paths, "playbooks/site.yml", "converge-fault-test-undo",
+                     ["--limit", "monitoring"], echo=False)
         server.shutdown()
         server.server_close()
 
 
-def _disk_alert(prometheus: str, host: str) -> dict | None:
+def _matches(labels: dict, name: str, match: dict[str, str]) -> bool:
+    return labels["alertname"] == name and all(labels.get(k) == v for k, v in match.items())
+
+
+def _alert(prometheus: str, name: str, **match: str) -> dict | None:
+    """The alert ``name`` with labels ``match`` as Prometheus has it (pending or firing)."""
     for alert in _get(f"{prometheus}/api/v1/alerts")["data"]["alerts"]:
-        labels = alert["labels"]
-        if (labels["alertname"] == "DiskSpaceLow" and labels.get("host") == host
-                and labels.get("mountpoint") == FILL_MOUNT):
+        if _matches(alert["labels"], name, match):
             return alert
     return None
 
 
-def _notified(host: str, status: str):
+def _notified(name: str, status: str, **match: str):
+    """(arrival time, alert) of the first webhook notification of ``name`` in ``status``."""
     for _at, payload in RECEIVED:
         for alert in payload["alerts"]:
-            labels = alert["labels"]
-            if (labels["alertname"] == "DiskSpaceLow" and labels.get("host") == host
-                    and labels.get("mountpoint") == FILL_MOUNT and alert["status"] == status):
+            if _matches(alert["labels"], name, match) and alert["status"] == status:
                 return _at, alert
     return None
+
+
+def _disk_alert(prometheus: str, host: str) -> dict | None:
+    return _alert(prometheus, "DiskSpaceLow", host=host, mountpoint=FILL_MOUNT)
+
+
+def _operator_mail(stack, paths, needle: str, since: float, timeout: float = 240) -> str:
+    """The subject of the newest alert mail containing ``needle`` that arrived in the
+    operator's mailbox after wall-clock time ``since`` (skips without a mail host)."""
+    mail = mail_host(stack, paths)
+    if mail is None:
+        pytest.skip(f"stack '{stack.name}' has no mail host: alert mail not checked")
+    account, domain = stack.admin.email.split("@")
+    if domain != stack.domain:
+        pytest.skip(f"the operator's address {stack.admin.email} is not on the lab's domain")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            message = email.message_from_bytes(wait_in_mailbox(mail, account, needle, 5))
+            sent = email.utils.parsedate_to_datetime(message["Date"]).timestamp()
+            if sent >= since - 5:
+                return str(message["Subject"])
+        except AssertionError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"no alert mail containing {needle!r} in {stack.admin.email}'s mailbox "
+                        f"after {timeout:.0f}s")
+        time.sleep(5)
 
 
 def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
@@ -121,7 +163,8 @@ def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
         assert alert["labels"]["severity"] in ("critical", "warning")
         assert alert["annotations"]["runbook_url"].endswith("/disk-space.md")
         at, _ = _wait("the firing notification at the webhook",
-                      lambda: _notified(target.name, "firing"), timeout=180)
+                      lambda: _notified("DiskSpaceLow", "firing", host=target.name,
+                                        mountpoint=FILL_MOUNT), timeout=180)
         print(f"\nfault -> firing in Prometheus: {fired - filled:.0f}s; "
               f"fault -> webhook notification: {at - filled:.0f}s "
               f"(scrape and evaluation every 30s, for: {FOR_OVERRIDE}, group_wait 30s)")
@@ -187,3 +230,82 @@ def test_a_dead_host_sends_one_notification_not_one_per_alert(stack, paths, moni
         # Resolve the posted alerts at once (an end time in the past).
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
         _post_alerts(alertmanager, [{**a, "endsAt": now} for a in consequences])
+
+
+def _postgres_hosts(stack):
+    hosts = [h for h in stack.hosts if "postgres" in h.roles]
+    if len(hosts) < 2:
+        pytest.skip(f"stack '{stack.name}' has no PostgreSQL replica")
+    return hosts[0], hosts[1]
+
+
+def test_stopping_the_replica_fires_the_replication_alerts_and_mails_the_operator(
+        stack, paths, monitoring):
+    """PostgreSQL stopped on the replica: the primary's slot for it goes inactive
+    (PostgresReplicationBroken on the primary) and its exporter loses it (PostgresDown);
+    the alert reaches the webhook and, as mail, the operator's mailbox; restarting the
+    replica resolves both."""
+    primary, replica = _postgres_hosts(stack)
+    slot = re.sub(r"[^a-z0-9_]", "_", replica.name.lower())
+
+    def on_replica(command: str) -> None:
+        result = ssh.run(paths, stack.admin.user, str(replica.address), command, timeout=120)
+        assert result.returncode == 0, result.stderr
+
+    broken = {"host": primary.name, "slot_name": slot}
+    stopped_at = time.time()
+    on_replica("sudo systemctl stop postgresql@17-main")
+    stopped = time.monotonic()
+    try:
+        alert = _wait("PostgresReplicationBroken firing", lambda: (
+            a := _alert(monitoring, "PostgresReplicationBroken", **broken))
+            and a["state"] == "firing" and a, timeout=240)
+        fired = time.monotonic()
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["runbook_url"].endswith("/postgres-replication.md")
+        _wait("PostgresDown firing on the replica", lambda: (
+            a := _alert(monitoring, "PostgresDown", host=replica.name))
+            and a["state"] == "firing", timeout=120)
+        at, _ = _wait("the replication notification at the webhook", lambda: _notified(
+            "PostgresReplicationBroken", "firing", **broken), timeout=180)
+        subject = _operator_mail(stack, paths, "PostgresReplicationBroken", stopped_at)
+        mailed = time.monotonic()
+        assert "PostgresReplicationBroken" in subject
+        print(f"\nreplica stopped -> firing in Prometheus: {fired - stopped:.0f}s; "
+              f"-> webhook: {at - stopped:.0f}s; -> mail in {stack.admin.email}: "
+              f"{mailed - stopped:.0f}s (subject: {subject})")
+    finally:
+        on_replica("sudo systemctl start postgresql@17-main")
+    restored = time.monotonic()
+    _wait("the replication alerts to resolve", lambda: not _alert(
+        monitoring, "PostgresReplicationBroken", **broken) and not _alert(
+        monitoring, "PostgresDown", host=replica.name), timeout=240)
+    print(f"replica restarted -> alerts gone from Prometheus: {time.monotonic() - restored:.0f}s")
+
+
+def test_a_backup_older_than_its_limit_fires_the_backup_alert_and_mails_the_operator(
+        stack, paths, monitoring):
+    """The backup age limit set to 0 hours on the monitoring host (every real backup figure
+    is then too old): BackupTooOld fires on the real figure the backup host exports, reaches
+    the webhook and the operator's mailbox, and resolves with the normal limit."""
+    if not any("backup" in h.roles for h in stack.hosts):
+        pytest.skip(f"stack '{stack.name}' has no backup host")
+    assert _alert(monitoring, "BackupTooOld") is None, "a backup is already too old"
+    started_at = time.time()
+    _converge_monitoring(stack, paths, "converge-fault-backup-age",
+                         "-e", '{"monitoring_alert_backup_max_age_hours": 0}')
+    changed = time.monotonic()
+    try:
+        alert = _wait("BackupTooOld firing", lambda: (a := _alert(monitoring, "BackupTooOld"))
+                      and a["state"] == "firing" and a, timeout=180)
+        fired = time.monotonic()
+        assert alert["annotations"]["runbook_url"].endswith("/backup-age.md")
+        _wait("BackupTooOld at the webhook",
+              lambda: _notified("BackupTooOld", "firing"), timeout=180)
+        subject = _operator_mail(stack, paths, "BackupTooOld", started_at)
+        print(f"\nlimit lowered -> BackupTooOld firing: {fired - changed:.0f}s; "
+              f"-> mail: {time.monotonic() - changed:.0f}s (subject: {subject})")
+    finally:
+        _converge_monitoring(stack, paths, "converge-fault-backup-age-undo")
+    _wait("BackupTooOld to resolve", lambda: _alert(monitoring, "BackupTooOld") is None,
+          timeout=180)

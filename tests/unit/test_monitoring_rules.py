@@ -129,16 +129,19 @@ ROLE_PORTS = {
     "common": [{"port": 22, "proto": "tcp", "from": "operator"},
                {"port": 9100, "proto": "tcp", "from": "private", "metrics": "node"}],
     "postgres": [{"port": 5432, "proto": "tcp", "from": "private"},
-                 {"port": 9187, "proto": "tcp", "from": "private", "metrics": "postgres"}],
+                 {"port": 9187, "proto": "tcp", "from": "private", "metrics": "postgres"},
+                 {"port": 9127, "proto": "tcp", "from": "private", "metrics": "pgbouncer",
+                  "metrics_host_var": "postgres_primary_host"}],
     "edge": [{"port": 9113, "proto": "tcp", "from": "private", "metrics": "nginx"}],
     "media": [{"port": 9113, "proto": "tcp", "from": "private", "metrics": "nginx"}],
     "app": [{"port": 8000, "proto": "tcp", "from": "private", "metrics": "app",
              "metrics_path": "/metrics"}],
     "redis": [{"port": 9121, "proto": "tcp", "from": "private", "metrics": "redis"}],
 }
-GROUPS = {"all": ["db1", "edge1", "mon1", "solo"], "postgres": ["db1"],
+GROUPS = {"all": ["db1", "db2", "edge1", "mon1", "solo"], "postgres": ["db1", "db2"],
           "edge": ["edge1", "solo"], "media": ["solo"], "app": [], "monitoring": ["mon1"]}
-ADDRESSES = {"db1": "10.0.0.41", "edge1": "10.0.0.11", "mon1": "10.0.0.81", "solo": "10.0.0.5"}
+ADDRESSES = {"db1": "10.0.0.41", "db2": "10.0.0.42", "edge1": "10.0.0.11", "mon1": "10.0.0.81",
+             "solo": "10.0.0.5"}
 
 
 PROBES = [{"name": "edge", "hosts": ["edge1", "solo"], "port": 443, "server_name": "podium.test"},
@@ -150,7 +153,8 @@ def _scrape_config() -> dict:
     env = _environment()
     context = {**_defaults(), "monitoring_role_ports": ROLE_PORTS, "groups": GROUPS,
                "monitoring_tls_probes": PROBES,
-               "hostvars": {h: {"podium_private_address": a} for h, a in ADDRESSES.items()},
+               "hostvars": {h: {"podium_private_address": a, "postgres_primary_host": "db2"}
+                            for h, a in ADDRESSES.items()},
                "inventory_hostname": "mon1", "monitoring_listen_address": "10.0.0.81",
                "monitoring_external_labels": {"stack": "test"}}
     expression = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
@@ -167,15 +171,20 @@ def _targets(config: dict, job: str) -> dict[str, str]:
 
 def test_every_host_gets_a_node_job_on_its_private_address():
     assert _targets(_scrape_config(), "node") == {
-        "db1": "10.0.0.41:9100", "edge1": "10.0.0.11:9100", "mon1": "10.0.0.81:9100",
-        "solo": "10.0.0.5:9100"}
+        "db1": "10.0.0.41:9100", "db2": "10.0.0.42:9100", "edge1": "10.0.0.11:9100",
+        "mon1": "10.0.0.81:9100", "solo": "10.0.0.5:9100"}
 
 
 def test_role_exporters_are_scraped_on_that_roles_hosts_only():
     config = _scrape_config()
-    assert _targets(config, "postgres") == {"db1": "10.0.0.41:9187"}
+    assert _targets(config, "postgres") == {"db1": "10.0.0.41:9187", "db2": "10.0.0.42:9187"}
     # edge and media both name the job nginx: one job, the host in both roles scraped once.
     assert _targets(config, "nginx") == {"edge1": "10.0.0.11:9113", "solo": "10.0.0.5:9113"}
+
+
+def test_an_exporter_of_the_primary_only_is_scraped_on_the_host_its_variable_names():
+    """PgBouncer's exporter: metrics_host_var postgres_primary_host (db2 after a failover)."""
+    assert _targets(_scrape_config(), "pgbouncer") == {"db2": "10.0.0.42:9127"}
 
 
 def test_roles_without_hosts_get_no_job():
