@@ -108,13 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
     p.add_argument("--workers", type=int, default=2, help="app: web worker processes (2)")
     p.add_argument("--seconds", type=int, default=20,
-<<<<<<< HEAD
-                   help="app, proxy: seconds per load run (20)")
+                   help="app, proxy: seconds per load run; resources: sampling window (20)")
     p.add_argument("--clients", type=int, default=16,
                    help="proxy: concurrent keep-alive connections (16)")
-=======
-                   help="app: seconds per load run; resources: sampling window (20)")
->>>>>>> s3-exporters
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
