@@ -18,6 +18,7 @@ import asyncio
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,52 @@ async def _get_json(url: str, token: str) -> list:
         return answer.json()
 
 
-def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> None:
+def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess.Popen:
+    """Start `podium-app serve` and wait until it answers."""
+    proc = subprocess.Popen([python, "-m", "podium_app", "serve", "--workers", str(workers)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    procs.append(proc)
+    url = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}"
+    for _ in range(600):
+        try:
+            asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
+            return proc
+        except Exception:
+            time.sleep(0.1)
+    raise PodiumError(f"the app did not answer on {url} within 60 s (log: {log.name})")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
+             baseline_src: str) -> None:
+    """Home reads alternating between two versions of the app on the same data, Redis and
+    load generator: `runs` rounds of (baseline, current), medians printed side by side."""
+    home = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}/api/v1/timelines/home"
+    results: dict[str, list[dict]] = {"baseline": [], "current": []}
+    for round_ in range(runs):
+        for label, extra in (("baseline", {"PYTHONPATH": baseline_src}), ("current", {})):
+            proc = _serve(python, {**env, **extra}, workers, log, procs)
+            if round_ == 0 and label == "baseline":
+                _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
+            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+            results[label].append(got)
+            print(f"  round {round_ + 1} {label}: {got['rps']:.0f} req/s, p50 {got['p50']:.1f} "
+                  f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}", flush=True)
+            _stop(proc)
+    for label, got in results.items():
+        print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "
+              f"{statistics.median(g['rps'] for g in got):.0f} req/s, "
+              f"p50 {statistics.median(g['p50'] for g in got):.1f} ms, "
+              f"p99 {statistics.median(g['p99'] for g in got):.1f} ms", flush=True)
+
+
+def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
+        compare_with: str | None = None, runs: int = 3) -> None:
     host.check_root()
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
@@ -168,16 +214,11 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> 
         asyncio.run(_build(services.database_url, accounts, follows, posts))
         print(f"  built in {time.monotonic() - started:.0f}s", flush=True)
         log = (services.root / "bench.log").open("ab")
-        procs.append(subprocess.Popen([python, "-m", "podium_app", "serve", "--workers",
-                                       str(workers)], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, cwd=REPO))
+        if compare_with:
+            _compare(python, env, workers, seconds, runs, log, procs, compare_with)
+            return
+        _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
-                break
-            except Exception:
-                time.sleep(0.1)
         home = f"{url}/api/v1/timelines/home"
         # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
         _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
@@ -193,9 +234,7 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> 
         _star_and_fanout(url, env, python, services, procs)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+            _stop(proc)
         services.stop()
 
 

@@ -67,13 +67,14 @@ async def _auth(session: Session,
                 ) -> Auth | None:
     if creds is None or not creds.credentials:
         return None
-    token = await session.scalar(
-        select(OAuthToken).where(OAuthToken.token_hash == security.token_hash(creds.credentials)))
-    if token is None:
+    # One round trip for the token and its account (every authenticated request pays it).
+    row = (await session.execute(
+        select(OAuthToken, Account).outerjoin(Account, Account.id == OAuthToken.account_id)
+        .where(OAuthToken.token_hash == security.token_hash(creds.credentials)))).first()
+    if row is None:
         raise ApiError(401, "The access token is invalid")
-    account = None
+    token, account = row
     if token.account_id is not None:
-        account = await session.get(Account, token.account_id)
         if account is None:
             raise ApiError(401, "The access token is invalid")
         if account.suspended_at is not None:
