@@ -137,7 +137,9 @@ async def _get_json(url: str, token: str) -> list:
     import httpx
 
     async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.get(url, headers={"Authorization": f"Bearer {token}"})
+        # No header without a token: h11 refuses the value "Bearer " (trailing space).
+        answer = await http.get(url, headers={"Authorization": f"Bearer {token}"} if token
+                                else {})
         answer.raise_for_status()
         return answer.json()
 
@@ -148,13 +150,16 @@ def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     procs.append(proc)
     url = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}"
-    for _ in range(600):
+    deadline = time.monotonic() + 120
+    while True:
         try:
             asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
             return proc
-        except Exception:
-            time.sleep(0.1)
-    raise PodiumError(f"the app did not answer on {url} within 60 s (log: {log.name})")
+        except Exception as err:
+            if time.monotonic() > deadline:
+                raise PodiumError(f"the app did not answer on {url} within 120 s: {err} "
+                                  f"(log: {log.name})") from err
+            time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen) -> None:

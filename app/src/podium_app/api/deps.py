@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import security
+from podium_app import instance_settings, security
 from podium_app.errors import ApiError, _describe
 from podium_app.models import Account, OAuthToken
 from podium_app.settings import Settings
@@ -38,7 +38,7 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return instance_settings.of(request)
 
 
 Session = Annotated[AsyncSession, Depends(_session)]
