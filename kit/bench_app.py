@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from kit import appservices, host
 from kit.ansible import VENV_BIN
@@ -168,8 +169,55 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
 
 
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    """User+system CPU seconds used so far by `pids` (gone processes count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict:
+    """CPU milliseconds per home read, app processes vs PostgreSQL + Redis, over sequential
+    requests (one at a time: CPU time per request barely depends on what else the shared
+    machine runs, unlike requests/s)."""
+    import httpx
+
+    postmaster = int((services.root / "pg" / "postmaster.pid").read_text().split()[0])
+    redis_pids = [p for proc in services._procs for p in _tree(proc.pid)]
+    app_pids, data_pids = _tree(app_pid), sorted({*_tree(postmaster), *redis_pids})
+    with httpx.Client(base_url=url, timeout=30) as http:
+        app0, data0 = _cpu(app_pids), _cpu(data_pids)
+        for number in range(requests):
+            http.get("/api/v1/timelines/home", headers={
+                "Authorization": f"Bearer benchtoken-{number % READERS}"}).raise_for_status()
+        app1, data1 = _cpu(app_pids), _cpu(data_pids)
+    return {"app_ms": (app1 - app0) * 1000 / requests, "data_ms": (data1 - data0) * 1000 / requests}
+
+
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
-             baseline_src: str) -> None:
+             baseline_src: str, services) -> None:
     """Home reads alternating between two versions of the app on the same data, Redis and
     load generator: `runs` rounds of (baseline, current), medians printed side by side."""
     home = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}/api/v1/timelines/home"
@@ -180,15 +228,20 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
             if round_ == 0 and label == "baseline":
                 _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
             got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+            got.update(_cpu_per_read(home.removesuffix("/api/v1/timelines/home"), proc.pid,
+                                     services))
             results[label].append(got)
             print(f"  round {round_ + 1} {label}: {got['rps']:.0f} req/s, p50 {got['p50']:.1f} "
-                  f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}", flush=True)
+                  f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}; CPU per read: app "
+                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms", flush=True)
             _stop(proc)
     for label, got in results.items():
         print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "
               f"{statistics.median(g['rps'] for g in got):.0f} req/s, "
               f"p50 {statistics.median(g['p50'] for g in got):.1f} ms, "
-              f"p99 {statistics.median(g['p99'] for g in got):.1f} ms", flush=True)
+              f"p99 {statistics.median(g['p99'] for g in got):.1f} ms; CPU per read: app "
+              f"{statistics.median(g['app_ms'] for g in got):.2f} ms, PostgreSQL+Redis "
+              f"{statistics.median(g['data_ms'] for g in got):.2f} ms", flush=True)
 
 
 def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
@@ -220,7 +273,7 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         print(f"  built in {time.monotonic() - started:.0f}s", flush=True)
         log = (services.root / "bench.log").open("ab")
         if compare_with:
-            _compare(python, env, workers, seconds, runs, log, procs, compare_with)
+            _compare(python, env, workers, seconds, runs, log, procs, compare_with, services)
             return
         _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"
