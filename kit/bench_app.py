@@ -186,16 +186,22 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _cpu(pids: list[int]) -> float:
-    """User+system CPU seconds used so far by `pids` (gone processes count 0)."""
-    total = 0
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """User+system CPU seconds used so far by each of `pids` that is still running."""
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two `_cpu` readings by the processes present in both (a backend or
+    autovacuum worker that exits in between would otherwise make the sum drop)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict:
@@ -213,7 +219,8 @@ def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict
             http.get("/api/v1/timelines/home", headers={
                 "Authorization": f"Bearer benchtoken-{number % READERS}"}).raise_for_status()
         app1, data1 = _cpu(app_pids), _cpu(data_pids)
-    return {"app_ms": (app1 - app0) * 1000 / requests, "data_ms": (data1 - data0) * 1000 / requests}
+    return {"app_ms": _spent(app0, app1) * 1000 / requests,
+            "data_ms": _spent(data0, data1) * 1000 / requests}
 
 
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,

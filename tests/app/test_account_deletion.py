@@ -5,11 +5,14 @@ suspension) and `podium-app delete-account`."""
 import asyncio
 import uuid
 
+import test_media
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_cli import cli
-from test_media import jpeg, media_app, upload  # noqa: F401 (media_app: a fixture)
+from test_media import jpeg, upload
 from test_web_pages import WebClient
+
+media_app = test_media.media_app  # the fixture: local storage in a temporary folder
 
 
 def _count(settings, sql: str, **params) -> int:

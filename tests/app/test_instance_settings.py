@@ -26,7 +26,8 @@ def test_admin_switches_to_desk_and_the_next_reply_is_refused(server, client, ma
     assert saved.status_code == 303
     refused = _reply(client, member, status, "another reply")
     assert refused.status_code == 403 and "desk mode" in refused.json()["error"]
-    assert client.get("/api/v1/instance").json()["configuration"]["podium"]["mode"] == "desk"
+    info = client.get("/api/v1/instance").json()
+    assert info["configuration"]["podium"]["mode"] == "desk"
     assert _reply(client, publisher, status, "the publisher may").status_code == 200
     audit = client.get("/api/v1/podium/admin/audit_log",
                        headers=make_user("mod", role="moderator").headers).json()
@@ -94,4 +95,5 @@ def test_command_sets_shows_and_resets_and_the_app_follows(base_settings, client
     assert cli(base_settings, "settings", "reset", "registration_mode",
                "max_post_chars").returncode == 0
     time.sleep(2.5)
-    assert client.get("/api/v1/instance").json()["configuration"]["podium"]["registration_mode"] == "open"
+    info = client.get("/api/v1/instance").json()
+    assert info["configuration"]["podium"]["registration_mode"] == "open"

@@ -13,6 +13,7 @@ on `request.state.settings`), `of(request)`, `effective(db, base)` for the worke
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ from podium_app.settings import Mode, RegistrationMode, Settings
 log = logging.getLogger("podium_app")
 
 CACHE_SECONDS = 2.0
+READ_TIMEOUT = 1.0  # seconds; a slower database leaves the last values in force
 Rate = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,8}/[1-9][0-9]{0,8}$")]
 
 
@@ -82,11 +84,13 @@ class _Cache:
         if time.monotonic() - self.read_at < CACHE_SECONDS:
             return self.values
         try:
-            async with db.sessions() as session:
+            async with asyncio.timeout(READ_TIMEOUT), db.sessions() as session:
                 values = await stored(session)
-        except SQLAlchemyError as err:
-            # The last values stay in force; the request's own queries will report the outage.
-            log.warning("instance settings not refreshed: %s", err)
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            # The last values stay in force and the next try waits CACHE_SECONDS: /healthz
+            # and Redis-only routes keep answering while the database is away.
+            log.warning("instance settings not refreshed: %r", err)
+            self.read_at = time.monotonic()
             return self.values
         if values != self.values:
             self.merged = None
