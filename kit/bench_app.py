@@ -18,10 +18,12 @@ import asyncio
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from kit import appservices, host
 from kit.ansible import VENV_BIN
@@ -136,12 +138,121 @@ async def _get_json(url: str, token: str) -> list:
     import httpx
 
     async with httpx.AsyncClient(timeout=30) as http:
-        answer = await http.get(url, headers={"Authorization": f"Bearer {token}"})
+        # No header without a token: h11 refuses the value "Bearer " (trailing space).
+        answer = await http.get(url, headers={"Authorization": f"Bearer {token}"} if token
+                                else {})
         answer.raise_for_status()
         return answer.json()
 
 
-def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> None:
+def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess.Popen:
+    """Start `podium-app serve` and wait until it answers."""
+    proc = subprocess.Popen([python, "-m", "podium_app", "serve", "--workers", str(workers)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    procs.append(proc)
+    url = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
+            return proc
+        except Exception as err:
+            if time.monotonic() > deadline:
+                raise PodiumError(f"the app did not answer on {url} within 120 s: {err} "
+                                  f"(log: {log.name})") from err
+            time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """User+system CPU seconds used so far by each of `pids` that is still running."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two `_cpu` readings by the processes present in both (a backend or
+    autovacuum worker that exits in between would otherwise make the sum drop)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
+def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict:
+    """CPU milliseconds per home read, app processes vs PostgreSQL + Redis, over sequential
+    requests (one at a time: CPU time per request barely depends on what else the shared
+    machine runs, unlike requests/s)."""
+    import httpx
+
+    postmaster = int((services.root / "pg" / "postmaster.pid").read_text().split()[0])
+    redis_pids = [p for proc in services._procs for p in _tree(proc.pid)]
+    app_pids, data_pids = _tree(app_pid), sorted({*_tree(postmaster), *redis_pids})
+    with httpx.Client(base_url=url, timeout=30) as http:
+        app0, data0 = _cpu(app_pids), _cpu(data_pids)
+        for number in range(requests):
+            http.get("/api/v1/timelines/home", headers={
+                "Authorization": f"Bearer benchtoken-{number % READERS}"}).raise_for_status()
+        app1, data1 = _cpu(app_pids), _cpu(data_pids)
+    return {"app_ms": _spent(app0, app1) * 1000 / requests,
+            "data_ms": _spent(data0, data1) * 1000 / requests}
+
+
+def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
+             baseline_src: str, services) -> None:
+    """Home reads alternating between two versions of the app on the same data, Redis and
+    load generator: `runs` rounds of (baseline, current), medians printed side by side."""
+    home = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}/api/v1/timelines/home"
+    results: dict[str, list[dict]] = {"baseline": [], "current": []}
+    for round_ in range(runs):
+        for label, extra in (("baseline", {"PYTHONPATH": baseline_src}), ("current", {})):
+            proc = _serve(python, {**env, **extra}, workers, log, procs)
+            if round_ == 0 and label == "baseline":
+                _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
+            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+            got.update(_cpu_per_read(home.removesuffix("/api/v1/timelines/home"), proc.pid,
+                                     services))
+            results[label].append(got)
+            print(f"  round {round_ + 1} {label}: {got['rps']:.0f} req/s, p50 {got['p50']:.1f} "
+                  f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}; CPU per read: app "
+                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms", flush=True)
+            _stop(proc)
+    for label, got in results.items():
+        print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "
+              f"{statistics.median(g['rps'] for g in got):.0f} req/s, "
+              f"p50 {statistics.median(g['p50'] for g in got):.1f} ms, "
+              f"p99 {statistics.median(g['p99'] for g in got):.1f} ms; CPU per read: app "
+              f"{statistics.median(g['app_ms'] for g in got):.2f} ms, PostgreSQL+Redis "
+              f"{statistics.median(g['data_ms'] for g in got):.2f} ms", flush=True)
+
+
+def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
+        compare_with: str | None = None, runs: int = 3) -> None:
     host.check_root()
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
@@ -168,16 +279,11 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> 
         asyncio.run(_build(services.database_url, accounts, follows, posts))
         print(f"  built in {time.monotonic() - started:.0f}s", flush=True)
         log = (services.root / "bench.log").open("ab")
-        procs.append(subprocess.Popen([python, "-m", "podium_app", "serve", "--workers",
-                                       str(workers)], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT, cwd=REPO))
+        if compare_with:
+            _compare(python, env, workers, seconds, runs, log, procs, compare_with, services)
+            return
+        _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
-                break
-            except Exception:
-                time.sleep(0.1)
         home = f"{url}/api/v1/timelines/home"
         # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
         _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
@@ -193,9 +299,7 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int) -> 
         _star_and_fanout(url, env, python, services, procs)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+            _stop(proc)
         services.stop()
 
 

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=int, default=16,
                    help="proxy: concurrent keep-alive connections (16)")
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
+    p.add_argument("--compare-with", metavar="SRC", default=None,
+                   help="app: only home reads, alternating --runs times between the app "
+                   "package under SRC (e.g. an older checkout's app/src) and this one")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
 
@@ -212,7 +215,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.what == "app":
             from kit import bench_app
 
-            bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts)
+            bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts,
+                          compare_with=args.compare_with, runs=args.runs)
         elif args.what == "resources":
             from kit import bench_resources
 

@@ -26,7 +26,7 @@ if os.geteuid() != 0:  # the harness starts PostgreSQL as the postgres user
 import uvicorn
 from aiosmtpd.controller import Controller
 from arq.worker import Worker
-from podium_app import migrate
+from podium_app import instance_settings, migrate
 from podium_app.app import create_app
 from podium_app.settings import Settings
 from podium_app.tasks import worker_settings
@@ -154,6 +154,7 @@ def clean(base_settings: Settings, app, sink: Sink) -> Iterator[None]:
         await redis.aclose()
 
     asyncio.run(wipe())
+    instance_settings.forget()
     sink.messages.clear()
     app.state.settings = base_settings
     yield

@@ -64,6 +64,30 @@ def test_open_sign_up_needs_the_mailed_confirmation(client, app_token, drain, si
                       params={"confirmation_token": token}).status_code == 404
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_mailed_confirmation_link_opened_in_a_browser_lands_on_the_web_page(
+        client, app_token, drain, sink):
+    me = bearer(sign_up(client, app_token, "clicker"))
+    drain()
+    token = link_token(sink.wait_for("clicker@example.org"), "confirmation_token")
+    answer = client.get("/auth/confirmation", params={"confirmation_token": token},
+                        headers={"Accept": BROWSER_ACCEPT}, follow_redirects=True)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.url.path == "/confirm"
+    assert "Email confirmed" in answer.text
+    assert client.get("/api/v1/accounts/verify_credentials", headers=me).json()[
+        "username"] == "clicker"
+    # The page consumed the token: the link is spent for browsers and API clients alike.
+    again = client.get("/auth/confirmation", params={"confirmation_token": token},
+                       headers={"Accept": BROWSER_ACCEPT}, follow_redirects=True)
+    assert again.status_code == 404 and "not valid" in again.text
+    assert client.get("/auth/confirmation", params={"confirmation_token": token},
+                      headers={"Accept": "application/json"}).status_code == 404
+
+
 def test_password_is_stored_as_argon2id(client, app_token, base_settings):
     import asyncio
 

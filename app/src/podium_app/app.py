@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from podium_app import __version__, errors, queue, web
+from podium_app import __version__, errors, instance_settings, queue, web
 from podium_app.api import (
     accounts,
     admin,
@@ -57,7 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(reject_nul_in_url)],
+        dependencies=[Depends(reject_nul_in_url),
+                      Depends(instance_settings.load_into_request)],
     )
     app.state.settings = settings
     errors.install(app)

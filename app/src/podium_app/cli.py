@@ -6,6 +6,9 @@
   podium-app create-user NAME EMAIL       a confirmed, approved account (password on stdin)
   podium-app set-role NAME ROLE           owner | admin | moderator | member
   podium-app tokens create|list|revoke    API tokens of an account
+  podium-app settings show|set|reset      run-time instance settings (mode, registrations,
+                                          rate limits, post length): set KEY=VALUE ...
+  podium-app delete-account NAME          delete an account and everything it made (queued)
 
 Exit status: 0 done, 1 failed (the message says why), 2 bad usage.
 """
@@ -48,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_argument("action", choices=["create", "list", "revoke"])
     tokens.add_argument("username")
     tokens.add_argument("--scopes", default="read write follow")
+    runtime = sub.add_parser("settings", help="run-time instance settings (override PODIUM_*)")
+    runtime.add_argument("action", choices=["show", "set", "reset"])
+    runtime.add_argument("items", nargs="*", metavar="KEY=VALUE|KEY",
+                         help="set: KEY=VALUE pairs; reset: KEYs back to their PODIUM_* default")
+    delete = sub.add_parser("delete-account",
+                            help="delete an account, its posts, media and cached copies")
+    delete.add_argument("username")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -126,6 +137,65 @@ def _tokens(args) -> None:
         print(line)
 
 
+def _delete_account(args) -> None:
+    from podium_app import queue
+    from podium_app.services import deletion
+
+    if not args.yes:
+        answer = input(f"Delete {args.username} and everything it made, for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise ValueError("not confirmed: nothing was deleted")
+
+    async def run(session):
+        account = await _account(session, args.username)
+        await deletion.schedule(session, account)
+        return account
+
+    account = asyncio.run(_with_session(run))
+
+    async def enqueue() -> None:
+        pool = await queue.connect(get_settings())
+        try:
+            await pool.enqueue_job("delete_account", str(account.id))
+        finally:
+            await pool.aclose()
+
+    asyncio.run(enqueue())
+    print(f"{account.username} is hidden and its deletion is queued (the worker deletes it)")
+
+
+def _settings(args) -> None:
+    from podium_app import instance_settings
+
+    if args.action == "set":
+        pairs = [item.partition("=") for item in args.items]
+        if not pairs or any(not sep or not key for key, sep, _ in pairs):
+            raise ValueError("settings set takes KEY=VALUE pairs, e.g. mode=desk")
+        changes = {key: value for key, _, value in pairs}
+    elif args.action == "reset":
+        if not args.items:
+            raise ValueError("settings reset takes the KEYs to reset, e.g. mode")
+        changes = dict.fromkeys(args.items)
+    else:
+        changes = {}
+
+    async def run(session):
+        if changes:
+            changed = await instance_settings.update(session, None, changes, via="podium-app")
+            for key, (old, new) in changed.items():
+                print(f"{key}: {old if old is not None else '(default)'} -> "
+                      f"{new if new is not None else '(default)'}")
+        stored = await instance_settings.stored(session)
+        return stored
+
+    stored = asyncio.run(_with_session(run))
+    if args.action == "show":
+        base = get_settings()
+        for key in instance_settings.RUNTIME_KEYS:
+            value = stored.get(key, getattr(base, key))
+            print(f"{key}={value}{'' if key in stored else '  (default)'}")
+
+
 def _serve(args) -> None:
     import uvicorn
 
@@ -165,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             _set_role(args)
         elif args.command == "tokens":
             _tokens(args)
+        elif args.command == "settings":
+            _settings(args)
+        elif args.command == "delete-account":
+            _delete_account(args)
     except (OSError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -56,14 +57,28 @@ def page_params(
     return Page(ids.parse(max_id), ids.parse(since_id), ids.parse(min_id), min(limit, 40))
 
 
-def link_header(request: Request, response: Response, first: str | None, last: str | None,
-                ) -> None:
-    """next -> older than the last entry, prev -> newer than the first (Mastodon's Link)."""
-    if first is None or last is None:
-        return
+def _link(request: Request, first: str, last: str) -> str:
     base = str(request.url.replace(query=""))
     keep = {k: v for k, v in request.query_params.items()
             if k not in ("max_id", "since_id", "min_id")}
     next_url = f"{base}?{urlencode({**keep, 'max_id': last})}"
     prev_url = f"{base}?{urlencode({**keep, 'min_id': first})}"
-    response.headers["Link"] = f'<{next_url}>; rel="next", <{prev_url}>; rel="prev"'
+    return f'<{next_url}>; rel="next", <{prev_url}>; rel="prev"'
+
+
+def link_header(request: Request, response: Response, first: str | None, last: str | None,
+                ) -> None:
+    """next -> older than the last entry, prev -> newer than the first (Mastodon's Link)."""
+    if first is None or last is None:
+        return
+    response.headers["Link"] = _link(request, first, last)
+
+
+def json_page(request: Request, entities: list[dict], first: str | None, last: str | None,
+              ) -> Response:
+    """A rendered page as JSON with its Link header, encoded once by the C JSON encoder
+    (the entities are plain JSON values already: FastAPI's field-by-field validation and
+    jsonable_encoder pass would cost more than the rendering on timeline reads)."""
+    headers = {"Link": _link(request, first, last)} if first and last else None
+    body = json.dumps(entities, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, media_type="application/json", headers=headers)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from arq import Retry, cron
 
-from podium_app import bounces, mail, queue
+from podium_app import bounces, instance_settings, mail, queue
 from podium_app.db import Database
 from podium_app.redis_client import make_redis
 from podium_app.services import accounts as account_service
@@ -72,8 +72,9 @@ async def unfan_statuses(ctx: dict, status_ids: list[str], author_id: str) -> No
 
 
 async def admit_waitlist(ctx: dict) -> int:
-    """Admit waitlisted accounts at PODIUM_WAITLIST_ADMIT_PER_HOUR (runs every minute)."""
-    settings: Settings = ctx["settings"]
+    """Admit waitlisted accounts at PODIUM_WAITLIST_ADMIT_PER_HOUR or the admins' run-time
+    setting (runs every minute)."""
+    settings = await instance_settings.effective(ctx["db"], ctx["settings"])
     per_minute = settings.waitlist_admit_per_hour / 60
     if per_minute <= 0:
         return 0
@@ -135,6 +136,15 @@ async def transcode_video(ctx: dict, media_id: str) -> None:
                                       parsed)
 
 
+async def delete_account(ctx: dict, account_id: str) -> dict:
+    """Real deletion of an account scheduled by services.deletion.schedule (idempotent)."""
+    from podium_app.media import storage
+    from podium_app.services import deletion
+
+    return await deletion.purge(ctx["db"], ctx["redis"], storage.from_settings(ctx["settings"]),
+                                account_id)
+
+
 def _startup_for(settings: Settings):
     async def startup(ctx: dict) -> None:
         ctx["settings"] = settings
@@ -156,7 +166,7 @@ def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
         "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
-                      transcode_video, send_digests],
+                      transcode_video, send_digests, delete_account],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False),
                       cron(send_digests, minute=7, second=30, run_at_startup=False),
                       cron(process_bounces, second=30, run_at_startup=False)],

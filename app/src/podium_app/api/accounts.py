@@ -6,8 +6,10 @@ Also Podium's own account endpoints: waitlist position, email confirmation, pass
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -115,9 +117,34 @@ async def waitlist(session: Session, auth: OptionalAuth) -> dict:
     return {"approved": auth.account.approved, "position": position}
 
 
-@router.get("/auth/confirmation")
-async def confirm_email(session: Session,
-                        confirmation_token: Annotated[str, Query(max_length=200)]) -> dict:
+def prefers_html(accept: str) -> bool:
+    """Whether an Accept header ranks text/html above JSON (a browser opening a mailed link:
+    `text/html,...,*/*;q=0.8`; API clients send `application/json`, `*/*` or nothing)."""
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[kind.lower()] = max(q, quality.get(kind.lower(), 0.0))
+    html = quality.get("text/html", 0.0)
+    return html > 0 and html >= quality.get("application/json", 0.0)
+
+
+@router.get("/auth/confirmation", response_model=None)
+async def confirm_email(request: Request, session: Session,
+                        confirmation_token: Annotated[str, Query(max_length=200)],
+                        ) -> dict | RedirectResponse:
+    """The link mailed at sign-up. A browser is sent to the web page /confirm (HTML, in the
+    reader's language), which consumes the token; other clients get JSON."""
+    if prefers_html(request.headers.get("accept", "")):
+        return RedirectResponse(f"/confirm?{urlencode({'token': confirmation_token})}",
+                                status_code=303)
     account = await account_service.consume_email_token(session, confirmation_token, "confirm")
     account.confirmed_at = account.confirmed_at or account_service.now()
     await session.commit()

@@ -16,7 +16,7 @@ from podium_app.api.deps import AppSettings, Auth, Session, body, body_doc, requ
 from podium_app.errors import forbidden, not_found, unprocessable
 from podium_app.models import Account, AuditEntry, Report, Status
 from podium_app.pagination import Page, link_header, page_params
-from podium_app.services import moderation
+from podium_app.services import deletion, moderation
 from podium_app.services.statuses import notify
 
 router = APIRouter(tags=["moderation"])
@@ -147,6 +147,26 @@ async def admin_account(session: Session, settings: AppSettings, account_id: str
     _moderator(auth)
     target = await _target(session, account_id)
     return serializers.admin_account(target, settings.domain)
+
+
+@router.delete("/api/v1/admin/accounts/{account_id}")
+async def delete_account(request: Request, session: Session, settings: AppSettings,
+                         account_id: str, auth: Auth = require("admin:write:accounts")) -> dict:
+    """Mastodon's "delete an account's data": the account must be suspended first; its rows,
+    posts, media and cached copies are deleted by a queue job (services/deletion.py)."""
+    actor = _moderator(auth)
+    if not moderation.is_staff(actor, "admin"):
+        raise forbidden("Deleting an account needs an admin")
+    target = await _target(session, account_id)
+    moderation.check_outranks(actor, target)
+    if target.suspended_at is None:
+        raise forbidden("Suspend the account before deleting its data")
+    await deletion.schedule(session, target)
+    moderation.audit(session, actor, "delete_account", "account", target.id,
+                     username=target.username)
+    await session.commit()
+    await jobs.enqueue(request, "delete_account", str(target.id))
+    return serializers.account(target, settings.domain)
 
 
 @router.post("/api/v1/admin/accounts/{account_id}/unsuspend")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import readrouting, security
+from podium_app import instance_settings, readrouting, security
 from podium_app.errors import ApiError, _describe
 from podium_app.models import Account, OAuthToken
 from podium_app.settings import Settings
@@ -45,7 +45,7 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return instance_settings.of(request)
 
 
 Session = Annotated[AsyncSession, Depends(_session)]
@@ -74,13 +74,14 @@ async def _auth(session: Session,
                 ) -> Auth | None:
     if creds is None or not creds.credentials:
         return None
-    token = await session.scalar(
-        select(OAuthToken).where(OAuthToken.token_hash == security.token_hash(creds.credentials)))
-    if token is None:
+    # One round trip for the token and its account (every authenticated request pays it).
+    row = (await session.execute(
+        select(OAuthToken, Account).outerjoin(Account, Account.id == OAuthToken.account_id)
+        .where(OAuthToken.token_hash == security.token_hash(creds.credentials)))).first()
+    if row is None:
         raise ApiError(401, "The access token is invalid")
-    account = None
+    token, account = row
     if token.account_id is not None:
-        account = await session.get(Account, token.account_id)
         if account is None:
             raise ApiError(401, "The access token is invalid")
         if account.suspended_at is not None:

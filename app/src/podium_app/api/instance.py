@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from podium_app import __version__
+from podium_app import __version__, instance_settings
 from podium_app.settings import Settings
 
 router = APIRouter(tags=["instance"])
@@ -31,7 +31,7 @@ def _configuration(settings: Settings) -> dict:
 
 @router.get("/api/v1/instance")
 async def instance_v1(request: Request) -> dict:
-    settings: Settings = request.app.state.settings
+    settings: Settings = instance_settings.of(request)
     registrations = _registrations(settings)
     return {
         "uri": settings.domain,
@@ -54,7 +54,7 @@ async def instance_v1(request: Request) -> dict:
 
 @router.get("/api/v2/instance")
 async def instance_v2(request: Request) -> dict:
-    settings: Settings = request.app.state.settings
+    settings: Settings = instance_settings.of(request)
     return {
         "domain": settings.domain,
         "title": settings.title,

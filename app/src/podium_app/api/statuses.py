@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from podium_app import ids, jobs, ratelimit, serializers
+from podium_app import ids, instance_settings, jobs, ratelimit, serializers
 from podium_app.api.deps import (
     AppSettings,
     Auth,
@@ -104,7 +104,7 @@ async def _after_post(request: Request, st: Status) -> None:
     # The author sees their own post at once; followers get it from the queue. Redis being
     # down loses nothing: the feed is rebuilt from PostgreSQL.
     with contextlib.suppress(RedisError):
-        await feeds.push(request.app.state.redis, request.app.state.settings, [st.account_id],
+        await feeds.push(request.app.state.redis, instance_settings.of(request), [st.account_id],
                          st.id)
     await jobs.enqueue(request, "fanout_status", str(st.id))
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from podium_app import ids
 from podium_app.api.deps import AppSettings, Auth, OptionalAuth, Session, require, user_of
 from podium_app.models import Account, Status, StatusTag, Tag
-from podium_app.pagination import Page, link_header, page_params
+from podium_app.pagination import Page, json_page, page_params
 from podium_app.services import feeds
 from podium_app.services import statuses as status_service
 
@@ -18,18 +18,19 @@ router = APIRouter(tags=["timelines"])
 PageDep = Annotated[Page, Depends(page_params)]
 
 
-async def _answer(request, response, session, settings, rows, viewer) -> list[dict]:
-    if rows:
-        link_header(request, response, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))
-    return await status_service.render(session, settings, rows, viewer)
+async def _answer(request, session, settings, rows, viewer) -> Response:
+    rendered = await status_service.render(session, settings, rows, viewer)
+    if not rows:
+        return json_page(request, rendered, None, None)
+    return json_page(request, rendered, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))
 
 
-@router.get("/api/v1/timelines/home")
-async def home(request: Request, response: Response, session: Session, settings: AppSettings,
-               page: PageDep, auth: Auth = require("read:statuses")) -> list[dict]:
+@router.get("/api/v1/timelines/home", response_model=list[dict])
+async def home(request: Request, session: Session, settings: AppSettings,
+               page: PageDep, auth: Auth = require("read:statuses")) -> Response:
     viewer = user_of(auth)
     rows = await feeds.home(session, request.app.state.redis, settings, viewer, page)
-    return await _answer(request, response, session, settings, rows, viewer)
+    return await _answer(request, session, settings, rows, viewer)
 
 
 def _public_query():
@@ -38,24 +39,24 @@ def _public_query():
                    Account.suspended_at.is_(None)))
 
 
-@router.get("/api/v1/timelines/public")
-async def public(request: Request, response: Response, session: Session, settings: AppSettings,
+@router.get("/api/v1/timelines/public", response_model=list[dict])
+async def public(request: Request, session: Session, settings: AppSettings,
                  auth: OptionalAuth, page: PageDep, local: bool = False, remote: bool = False,
-                 only_media: bool = False) -> list[dict]:
+                 only_media: bool = False) -> Response:
     if remote or only_media:  # no federation; media with the media issue
         return []
     rows = page.finish(list((await session.scalars(page.apply(_public_query(),
                                                               Status.id))).all()))
-    return await _answer(request, response, session, settings, rows,
+    return await _answer(request, session, settings, rows,
                          auth.account if auth else None)
 
 
-@router.get("/api/v1/timelines/tag/{hashtag}")
-async def tag(request: Request, response: Response, session: Session, settings: AppSettings,
+@router.get("/api/v1/timelines/tag/{hashtag}", response_model=list[dict])
+async def tag(request: Request, session: Session, settings: AppSettings,
               auth: OptionalAuth, page: PageDep,
-              hashtag: Annotated[str, Path(max_length=100)]) -> list[dict]:
+              hashtag: Annotated[str, Path(max_length=100)]) -> Response:
     query = _public_query().join(StatusTag, StatusTag.status_id == Status.id).join(
         Tag, Tag.id == StatusTag.tag_id).where(Tag.name == hashtag.lower().lstrip("#"))
     rows = page.finish(list((await session.scalars(page.apply(query, Status.id))).all()))
-    return await _answer(request, response, session, settings, rows,
+    return await _answer(request, session, settings, rows,
                          auth.account if auth else None)

@@ -18,7 +18,7 @@ import uuid
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import literal, select, true
+from sqlalchemy import ARRAY, Select, bindparam, func, literal, select, true, union_all
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,13 +132,6 @@ def _latest(viewer: Account, settings: Settings, big: bool, page: Page):
     return query.order_by(order).limit(page.limit)
 
 
-async def _load(session: AsyncSession, status_ids) -> list[Status]:
-    ids_ = list(status_ids)
-    if not ids_:
-        return []
-    return list((await session.scalars(select(Status).where(Status.id.in_(ids_)))).all())
-
-
 async def rebuild(session: AsyncSession, redis: Redis, settings: Settings,
                   viewer: Account) -> None:
     page = Page(None, None, None, settings.home_feed_length)
@@ -153,43 +146,61 @@ async def rebuild(session: AsyncSession, redis: Redis, settings: Settings,
 
 
 async def _from_feed(redis: Redis, settings: Settings, viewer: Account, page: Page, want: int,
-                     ) -> tuple[list[uuid.UUID], bool]:
-    """Ids from the Redis feed within the page bounds; second value: whether the feed may
-    be missing older entries (it was trimmed, so fall back to PostgreSQL)."""
+                     ) -> tuple[list[uuid.UUID] | None, bool]:
+    """Ids from the Redis feed within the page bounds (None when the feed is not built);
+    second value: whether the feed may be missing older entries (it was trimmed, so fall
+    back to PostgreSQL). One round trip."""
     key = feed_key(viewer.id)
     top = f"({_score(page.max_id) + 1}" if page.max_id else "+inf"
     lower = page.lower()
     bottom = _score(lower) if lower else "-inf"
-    # Fetch a margin: ids sharing the bounds' millisecond are filtered exactly below.
-    if page.ascending:
-        raw = await redis.zrangebyscore(key, bottom, top, start=0, num=want + 50)
-    else:
-        raw = await redis.zrevrangebyscore(key, top, bottom, start=0, num=want + 50)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(built_key(viewer.id))
+        # Fetch a margin: ids sharing the bounds' millisecond are filtered exactly below.
+        if page.ascending:
+            pipe.zrangebyscore(key, bottom, top, start=0, num=want + 50)
+        else:
+            pipe.zrevrangebyscore(key, top, bottom, start=0, num=want + 50)
+        pipe.zcard(key)
+        built, raw, size = await pipe.execute()
+    if not built:
+        return None, False
     found = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in raw]
     found = [i for i in found if page.keep(i)][:want]
-    trimmed = len(found) < want and await redis.zcard(key) >= settings.home_feed_length
-    return found, trimmed
+    return found, len(found) < want and size >= settings.home_feed_length
+
+
+def _ids(query) -> Select:
+    sub = query.subquery()
+    return select(sub.c[0])
 
 
 async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
                page: Page) -> list[Status]:
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
-    of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down."""
+    of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down.
+
+    The statuses are loaded in one query whose candidates are the feed's ids plus the big
+    accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
+    feed was trimmed)."""
     want = page.limit
-    found: set[uuid.UUID] = set()
+    sources = [_ids(_latest(viewer, settings, True, page))]
     try:
-        if not await redis.exists(built_key(viewer.id)):
-            await rebuild(session, redis, settings, viewer)
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
-        found.update(feed_ids)
+        if feed_ids is None:
+            await rebuild(session, redis, settings, viewer)
+            feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
+        if feed_ids:
+            sources.append(select(func.unnest(bindparam(
+                "feed_ids", feed_ids, type_=ARRAY(UUID(as_uuid=True))))))
         if maybe_more and not page.ascending:
             older = min(feed_ids) if feed_ids else page.max_id
             fallback = Page(older, page.since_id, None, want)
-            found.update((await session.scalars(_latest(viewer, settings, False,
-                                                        fallback))).all())
+            sources.append(_ids(_latest(viewer, settings, False, fallback)))
     except RedisError:
-        found.update((await session.scalars(_latest(viewer, settings, False, page))).all())
-    found.update((await session.scalars(_latest(viewer, settings, True, page))).all())
-    chosen = sorted(found, reverse=not page.ascending)[:want]
-    by_id = {s.id: s for s in await _load(session, chosen)}
-    return page.finish([by_id[i] for i in chosen if i in by_id])
+        sources.append(_ids(_latest(viewer, settings, False, page)))
+    candidates = union_all(*sources) if len(sources) > 1 else sources[0]
+    order = Status.id.asc() if page.ascending else Status.id.desc()
+    rows = (await session.scalars(select(Status).where(Status.id.in_(candidates))
+                                  .order_by(order).limit(want))).all()
+    return page.finish(list(rows))

@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from podium_app.errors import ApiError, forbidden, not_found, unprocessable
 from podium_app.ids import new_id
@@ -20,6 +21,7 @@ from podium_app.models import (
     Account,
     Favourite,
     Follow,
+    MediaAttachment,
     Mention,
     Notification,
     Status,
@@ -280,25 +282,46 @@ async def render(session: AsyncSession, settings: Settings, statuses: list[Statu
         for s in (await session.scalars(select(Status).where(Status.id.in_(originals)))).all():
             ctx.statuses[s.id] = s
     all_ids = list(ctx.statuses)
+    if not all_ids:
+        return []
+    # Per status, in one query: mentioned accounts, tag names, whether media hang off it,
+    # and the viewer's like and repost.
+    reblogs = aliased(Status)
+    mentioned = (select(func.array_agg(Mention.account_id))
+                 .where(Mention.status_id == Status.id).scalar_subquery())
+    tag_names = (select(func.array_agg(Tag.name)).join(StatusTag, StatusTag.tag_id == Tag.id)
+                 .where(StatusTag.status_id == Status.id).scalar_subquery())
+    has_media = exists().where(MediaAttachment.status_id == Status.id)
+    if viewer is not None:
+        liked = exists().where(Favourite.status_id == Status.id,
+                               Favourite.account_id == viewer.id)
+        shared = exists().where(reblogs.reblog_of_id == Status.id,
+                                reblogs.account_id == viewer.id)
+    else:
+        liked = shared = false()
     account_ids = {s.account_id for s in ctx.statuses.values()}
-    mention_rows = (await session.execute(select(Mention.status_id, Mention.account_id)
-                                          .where(Mention.status_id.in_(all_ids)))).all()
-    for status_id, account_id in mention_rows:
-        ctx.mentions.setdefault(status_id, []).append(account_id)
-        account_ids.add(account_id)
+    with_media = []
+    for sid, mention_ids, tags, media, fav, rb in (await session.execute(
+            select(Status.id, mentioned, tag_names, has_media, liked, shared)
+            .where(Status.id.in_(all_ids)))).all():
+        if mention_ids:
+            ctx.mentions[sid] = list(mention_ids)
+            account_ids.update(mention_ids)
+        if tags:
+            ctx.tags[sid] = list(tags)
+        if media:
+            with_media.append(sid)
+        if fav:
+            ctx.favourited.add(sid)
+        if rb:
+            ctx.reblogged.add(sid)
     for acc in (await session.scalars(select(Account).where(Account.id.in_(account_ids)))).all():
         ctx.accounts[acc.id] = acc
-    tag_rows = (await session.execute(select(StatusTag.status_id, Tag.name).join(Tag)
-                                      .where(StatusTag.status_id.in_(all_ids)))).all()
-    for status_id, name in tag_rows:
-        ctx.tags.setdefault(status_id, []).append(name)
-    for status_id, attached in (await media_service.for_statuses(session, all_ids)).items():
-        ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
-    if viewer is not None:
-        ctx.favourited = set((await session.scalars(select(Favourite.status_id).where(
-            Favourite.account_id == viewer.id, Favourite.status_id.in_(all_ids)))).all())
-        ctx.reblogged = set((await session.scalars(select(Status.reblog_of_id).where(
-            Status.account_id == viewer.id, Status.reblog_of_id.in_(all_ids)))).all())
+    if with_media:
+        for status_id, attached in (await media_service.for_statuses(session,
+                                                                     with_media)).items():
+            ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
+
     def shown(s: Status | None) -> bool:
         author = ctx.accounts.get(s.account_id) if s is not None else None
         return author is not None and author.suspended_at is None

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
 
-from podium_app import ids, jobs, ratelimit
+from podium_app import ids, instance_settings, jobs, ratelimit
 from podium_app.api.deps import Session
 from podium_app.api.media import store_of
 from podium_app.errors import ApiError
@@ -106,7 +106,7 @@ async def compose_form(request: Request, viewer: pages.Viewer) -> Response:
 
 async def _publish(request: Request, session, viewer: Account, form: dict[str, str],
                    lang: Lang):
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     status_service.check_mode(settings, viewer)
     redis = request.app.state.redis
     await ratelimit.hit(redis, "post", str(viewer.id), settings.rate_post_account)
@@ -162,7 +162,7 @@ async def compose(request: Request, session: Session, viewer: pages.Viewer) -> R
         kept = {k: form.get(k, "") for k in ("status", "visibility")}
         return _form_page(request, lang, viewer, error=message, form=kept,
                           status_code=err.status)
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     for media in videos:
         await jobs.enqueue(request, "transcode_video", str(media.id))
     with contextlib.suppress(RedisError):

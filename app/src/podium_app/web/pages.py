@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from podium_app import ids, jobs, ratelimit, security
+from podium_app import ids, instance_settings, jobs, ratelimit, security
 from podium_app.api.deps import Session
 from podium_app.errors import ApiError
 from podium_app.models import (
@@ -34,7 +34,7 @@ from podium_app.models import (
 )
 from podium_app.pagination import Page
 from podium_app.services import accounts as account_service
-from podium_app.services import feeds
+from podium_app.services import deletion, feeds
 from podium_app.services import follows as follow_service
 from podium_app.services import moderation as moderation_service
 from podium_app.services import statuses as status_service
@@ -122,7 +122,7 @@ def _csrf_refusal(request: Request, viewer: Account | None) -> Response:
 
 
 async def _statuses(session, request, rows: list[Status], viewer) -> list[dict]:
-    return await status_service.render(session, request.app.state.settings, rows, viewer)
+    return await status_service.render(session, instance_settings.of(request), rows, viewer)
 
 
 def _older(rows: list[Status]) -> str | None:
@@ -245,7 +245,7 @@ async def status_page(request: Request, session: Session, viewer: Viewer, userna
     main = by_id.get(ids.to_str(st.id))
     if main is None:
         raise ApiError(404, "Record not found")
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     url = f"https://{settings.domain}/@{author.username}/{ids.to_str(st.id)}"
     return render.page(
         request, "status.html", _lang(request, viewer), public=st.visibility == "public",
@@ -281,7 +281,7 @@ async def home(request: Request, session: Session, viewer: Viewer,
                max_id: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     if viewer is None:
         return _login_redirect(request)
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     rows = await feeds.home(session, request.app.state.redis, settings, viewer, _page(max_id))
     lang = _lang(request, viewer)
     return render.page(request, "timeline.html", lang, viewer=viewer, title=lang.gettext("Home"),
@@ -344,7 +344,7 @@ async def signup(request: Request, session: Session, viewer: Viewer) -> Response
         form = await _form(request)
     except ApiError:
         return _csrf_refusal(request, viewer)
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     mode = settings.registration_mode
     try:
         if mode == "closed":
@@ -409,7 +409,7 @@ async def login(request: Request, session: Session, viewer: Viewer) -> Response:
         form = await _form(request)
     except ApiError:
         return _csrf_refusal(request, viewer)
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     next_url = _safe_next(form.get("next"))
     try:
         await ratelimit.hit(request.app.state.redis, "login", _ip(request),
@@ -464,7 +464,7 @@ async def reset_request(request: Request, session: Session, viewer: Viewer) -> R
         form = await _form(request)
     except ApiError:
         return _csrf_refusal(request, viewer)
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     try:
         await ratelimit.hit(request.app.state.redis, "reset", _ip(request),
                             settings.rate_login_ip)
@@ -542,6 +542,38 @@ async def settings_save(request: Request, session: Session, viewer: Viewer) -> R
     return _redirect("/settings")
 
 
+@router.post("/settings/delete")
+async def delete_account(request: Request, session: Session, viewer: Viewer) -> Response:
+    """Delete one's own account, confirmed by the password: hidden and logged out at once,
+    deleted for real by the queue (services/deletion.py). Owners cannot delete themselves
+    (the instance would lose its last owner): they hand the role over first."""
+    if viewer is None:
+        return _login_redirect(request)
+    try:
+        form = await _form(request)
+    except ApiError:
+        return _csrf_refusal(request, viewer)
+    lang = _lang(request, viewer)
+    account = await session.get(Account, viewer.id)
+    assert account is not None
+    languages = [Lang(code) for code in available()]
+    if not security.verify_password(account.password_hash, form.get("password", "")):
+        return render.page(request, "settings.html", lang, viewer=viewer, languages=languages,
+                           delete_error=lang.gettext("The password is not correct."),
+                           status_code=403)
+    if account.role == "owner":
+        return render.page(request, "settings.html", lang, viewer=viewer, languages=languages,
+                           delete_error=lang.gettext(
+                               "An owner account cannot be deleted: give the role to "
+                               "someone else first."), status_code=403)
+    await deletion.schedule(session, account)
+    await session.commit()
+    await jobs.enqueue(request, "delete_account", str(account.id))
+    response = render.page(request, "account_deleted.html", lang, viewer=None)
+    web_session.end_session(response)
+    return response
+
+
 # --- moderation --------------------------------------------------------------------------
 
 @router.get("/moderation")
@@ -594,11 +626,55 @@ async def moderation_action(request: Request, session: Session, viewer: Viewer,
     return _redirect("/moderation")
 
 
+# --- instance settings (admins) -----------------------------------------------------------
+
+def _admin_refusal(request: Request, viewer: Account) -> Response | None:
+    if moderation_service.is_staff(viewer, "admin"):
+        return None
+    lang = _lang(request, viewer)
+    return render.page(request, "error.html", lang, viewer=viewer, status_code=403,
+                       message=lang.gettext("This page is for admins."))
+
+
+@router.get("/admin/settings")
+async def admin_settings_form(request: Request, viewer: Viewer) -> Response:
+    if viewer is None:
+        return _login_redirect(request)
+    return _admin_refusal(request, viewer) or render.page(
+        request, "admin_settings.html", _lang(request, viewer), viewer=viewer,
+        saved=request.query_params.get("saved") == "1")
+
+
+@router.post("/admin/settings")
+async def admin_settings_save(request: Request, session: Session, viewer: Viewer) -> Response:
+    """Store the changed run-time settings (instance_settings.update writes the audit log)."""
+    if viewer is None:
+        return _login_redirect(request)
+    try:
+        form = await _form(request)
+    except ApiError:
+        return _csrf_refusal(request, viewer)
+    refused = _admin_refusal(request, viewer)
+    if refused is not None:
+        return refused
+    current = instance_settings.of(request)
+    changes = {key: form[key].strip() for key in instance_settings.RUNTIME_KEYS
+               if key in form and form[key].strip() != str(getattr(current, key))}
+    try:
+        await instance_settings.update(session, viewer, changes, via="web")
+        await session.commit()
+        instance_settings.forget()
+    except ApiError as err:
+        return render.page(request, "admin_settings.html", _lang(request, viewer),
+                           viewer=viewer, error=err.message, status_code=err.status)
+    return _redirect("/admin/settings?saved=1")
+
+
 # --- feeds and oEmbed --------------------------------------------------------------------
 
 async def _feed(request: Request, session, title: str, page_url: str, self_url: str,
                 rows: list[Status]) -> Response:
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     statuses = await _statuses(session, request, rows, None)
     body = render.env.get_template("feed.atom").render(
         title=title, page_url=page_url, self_url=self_url, statuses=statuses,
@@ -611,7 +687,7 @@ async def account_feed(request: Request, session, username: str) -> Response:
     account = await _profile_account(session, username[:30])
     rows = list((await session.scalars(_public_query().where(Status.account_id == account.id)
                                        .order_by(Status.id.desc()).limit(PAGE_SIZE))).all())
-    domain = request.app.state.settings.domain
+    domain = instance_settings.of(request).domain
     return await _feed(request, session, f"{account.display_name or account.username} "
                        f"(@{account.username}@{domain})", f"https://{domain}/@{account.username}",
                        f"https://{domain}/@{account.username}.atom", rows)
@@ -621,7 +697,7 @@ async def tag_feed(request: Request, session, name: str) -> Response:
     name = name[:100].lower()
     rows = list((await session.scalars(_tag_query(name).order_by(Status.id.desc())
                                        .limit(PAGE_SIZE))).all())
-    domain = request.app.state.settings.domain
+    domain = instance_settings.of(request).domain
     return await _feed(request, session, f"#{name}", f"https://{domain}/tags/{quote(name)}",
                        f"https://{domain}/tags/{quote(name)}.atom", rows)
 
@@ -632,7 +708,7 @@ async def oembed(request: Request, session: Session,
                  maxwidth: Annotated[int, Query(ge=100, le=2000)] = 550) -> Response:
     """oEmbed (https://oembed.com) for a post page address of this platform: rich HTML, a
     quoted post with a link back (no iframe, no script)."""
-    settings = request.app.state.settings
+    settings = instance_settings.of(request)
     parsed = urlparse(url)
     parts = parsed.path.strip("/").split("/")
     if (parsed.hostname or "").lower() != settings.domain.lower() or len(parts) != 2 or (

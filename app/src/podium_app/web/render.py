@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from podium_app import instance_settings
 from podium_app.web import session as web_session
 from podium_app.web.i18n import Lang
 
@@ -55,7 +56,7 @@ def page(request: Request, template: str, lang: Lang, *, public: bool = False,
     csrf = None if public and not personal else web_session.csrf_token(request)
     body = env.get_template(template).render(
         request=request, lang=lang, _=lang.gettext, ngettext=lang.ngettext, csrf=csrf,
-        csrf_field=web_session.CSRF_FIELD, settings=request.app.state.settings, **context)
+        csrf_field=web_session.CSRF_FIELD, settings=instance_settings.of(request), **context)
     encoded = body.encode()
     if public and not personal and status_code == 200:
         return cacheable(request, encoded, "text/html; charset=utf-8")

@@ -19,6 +19,7 @@ import secrets
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 
+from podium_app import instance_settings
 from podium_app.models import Account
 
 SESSION_COOKIE = "podium_session"
@@ -28,7 +29,7 @@ SESSION_DAYS = 30
 
 
 def _secret(request: Request) -> str:
-    secret = request.app.state.settings.secret_key.get_secret_value()
+    secret = instance_settings.of(request).secret_key.get_secret_value()
     if len(secret) < 32:
         raise RuntimeError("PODIUM_SECRET_KEY must be set (32+ characters) for web sessions")
     return secret
