@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import shlex
 import subprocess
@@ -30,9 +31,23 @@ from kit import lab
 from kit.ansible import run_playbook
 from kit.console import fmt_seconds
 from kit.drillkit import (
-    MEDIA_ROOT, PG_CLUSTER, PG_DATA, STANZA, Api, Remote, Timeline, Writer,
-    check_drill_stack, configured_primary, lost_writes_section, parse_target, present_ids,
-    publisher, record_primary, timeline_chart, write_report,
+    MEDIA_ROOT,
+    PG_CLUSTER,
+    PG_DATA,
+    STANZA,
+    Api,
+    Remote,
+    Timeline,
+    Writer,
+    check_drill_stack,
+    configured_primary,
+    lost_writes_section,
+    parse_target,
+    present_ids,
+    publisher,
+    record_primary,
+    timeline_chart,
+    write_report,
 )
 from kit.errors import PodiumError
 from kit.machines import Machine
@@ -396,7 +411,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         remote.wait_primary(new, 120)
         record_primary(paths, new)
 
-    with tl.step(f"Repoint: PgBouncer on {new}, app settings (playbooks/failover.yml)"):
+    with tl.step(f"Repoint the app to {new}, then give it PgBouncer (playbooks/failover.yml)"):
         run_playbook(paths, "playbooks/failover.yml", "drill-failover",
                      ["--limit", ",".join([new, *groups["app"]])], echo=False)
         deadline = time.monotonic() + 120
@@ -405,6 +420,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         resumed = writer.first_ok_after(stopped)
         if resumed:
             marks["writes resume"] = resumed
+            tl.note(f"first write acknowledged {resumed - stopped:.1f}s after the stop")
 
     with tl.step("Keep writing 10s on the new primary"):
         time.sleep(10)
@@ -434,6 +450,8 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
                 f"{', '.join(r[0] for r in streaming) or 'none'}")
 
     last_ok = writer.last_ok_before(stopped)
+    acks = sorted(w.at for w in writer.acked)
+    gaps = sorted(((b - a, a) for a, b in itertools.pairwise(acks)), reverse=True)
     window = (resumed - (last_ok or stopped)) if resumed else float("nan")
     failed_in_window = [f for f in writer.failures if f[0] >= (last_ok or stopped)]
     lines = [
@@ -448,6 +466,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"| failed write requests | {len(writer.failures)} "
         f"({len(failed_in_window)} in the window) |",
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
+        "| other pauses in writes over 2 s (app restarts while repointing) | "
+        + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in gaps
+                     if g > 2 and not (last_ok and abs(a - last_ok) < 0.01)) or "none") + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
         "",
@@ -458,7 +479,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"data directory is kept on {old} as `{PG_DATA}.before-failover-{int(stopped)}`.", "",
         *lost_writes_section(lost, writer.acked[-1].at if writer.acked else None), "",
         f"The writer posted every 0.2 s through the proxy {api.address}:{api.port}; failures "
-        "by kind: " + (", ".join(f"{k} × {v}" for k, v in _kinds(writer).items()) or "none")
+        "by kind: " + (", ".join(f"{k}: {v}" for k, v in _kinds(writer).items()) or "none")
         + ".",
         "",
         f"The kit recorded `podium_postgres_primary: {new}` in "
