@@ -449,7 +449,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         tl.note(f"{len(lost)} of {len(writer.acked)} acknowledged writes lost; streaming: "
                 f"{', '.join(r[0] for r in streaming) or 'none'}")
 
-    last_ok = writer.last_ok_before(stopped)
+    # The window is the gap in acknowledgements that the first write after the stop ends.
+    last_ok = writer.last_ok_before(resumed - 1e-6) if resumed else writer.last_ok_before(
+        stopped)
     acks = sorted(w.at for w in writer.acked)
     gaps = sorted(((b - a, a) for a, b in itertools.pairwise(acks)), reverse=True)
     window = (resumed - (last_ok or stopped)) if resumed else float("nan")
@@ -468,7 +470,8 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
         "| other pauses in writes over 2 s (app restarts while repointing) | "
         + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in gaps
-                     if g > 2 and not (last_ok and abs(a - last_ok) < 0.01)) or "none") + " |",
+                     if g > 2 and not (resumed and abs(a + g - resumed) < 0.01)) or "none")
+        + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
         "",
