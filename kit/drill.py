@@ -275,7 +275,7 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         if replicas:
             run_playbook(paths, "playbooks/site.yml", "drill-replica",
                          ["--limit", ",".join(groups["postgres"]),
-                          "-e", "postgres_replica_force_rebuild=true"], echo=False)
+                          "-e", json.dumps({"postgres_replica_force_rebuild": True})], echo=False)
 
     with tl.step("Restore media and check the secrets copy"):
         for host in media:
