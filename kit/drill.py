@@ -339,7 +339,9 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         "## Lost writes", "",
         "The manifest is taken at a point the backups hold (WAL switched and archived, media "
         "pushed); the writer then posts for the time above and the hosts are destroyed without "
-        "another switch, so its posts depend on `archive_timeout` like any real disaster.", "",
+        "another switch. The lab's disaster stops each machine cleanly (SIGTERM) before "
+        "deleting its disk; a crash would also lose what was not archived yet, up to "
+        "`archive_timeout` (60 s).", "",
         *lost_writes_section(lost, last_made), "",
         "## Secrets and media", "", *(f"- {n}" for n in findings), "",
         f"Smoke: {smoke}",

@@ -2,7 +2,7 @@
 posts through the proxy while the primary's host stops; the replica is promoted, PgBouncer and
 the app are repointed, the old primary comes back as a replica.
 
-Slow (about 4-6 minutes on a shared 2-core machine) and it changes which host is the primary
+Slow (6.5 minutes measured on the shared 2-core machine) and it changes which host is the primary
 (recorded in .podium/<stack>/group_vars/all/): select or skip it with -m drill / -m "not drill".
 The restore drill (./podium drill restore) takes 10-15 minutes and is run by hand; its reports
 are in docs/drills/.
