@@ -64,6 +64,8 @@ def test_rsync_daemon_listens_on_the_private_address_only(backup, inventory):
 
 def test_the_module_refuses_hosts_that_are_not_media_hosts(backup, inventory):
     name = backup.backend.get_hostname()
+    if name in (inventory["all"]["children"].get("media") or {}).get("hosts", {}):
+        pytest.skip("the backup host is also a media host (one-host stack): no outsider to try")
     address = inventory["all"]["hosts"][name]["podium_private_address"]
     result = backup.run("rsync rsync://media@%s:873/media/ </dev/null", address)
     assert result.rc != 0
