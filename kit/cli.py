@@ -118,6 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
 
+    p = sub.add_parser("drill", help="recovery drills: restore from backups, fail over",
+                       description="restore: record a manifest, destroy the database and "
+                       "media hosts, rebuild and converge them, restore PostgreSQL (pgBackRest, "
+                       "latest or --to), media and secrets, verify, smoke test; reports RTO "
+                       "and RPO. failover: under a steady writer, stop the primary, promote "
+                       "the replica, repoint PgBouncer and the app, rebuild the old primary "
+                       "as a replica; reports the write-unavailability window and lost writes."
+                       " Both save a Markdown report in docs/drills/.")
+    p.add_argument("what", choices=["restore", "failover"])
+    _stack_arg(p)
+    p.add_argument("--to", metavar="TIME", default=None,
+                   help="restore: point in time, ISO 8601 with its zone "
+                        "(e.g. 2026-11-21T17:05:00Z); default: the latest archived write")
+    p.add_argument("--write-seconds", type=float, default=20, metavar="S",
+                   help="restore: how long the writer posts after the manifest (20)")
+    p.add_argument("--warmup", type=float, default=10, metavar="S",
+                   help="failover: seconds of steady writes before the primary stops (10)")
+    p.add_argument("--allow-cloud", action="store_true",
+                   help="accept a cloud stack (drills destroy hosts; refused without it)")
+
     p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",
                        description="Serve the app (and its queue worker) on 127.0.0.1 against a "
                        "throwaway PostgreSQL and Redis, with mail written to a local Maildir. "
@@ -232,6 +252,16 @@ def _dispatch(args: argparse.Namespace) -> int:
                 bench.converge(args.stack, args.runs)
     elif args.command == "test":
         return testing.run(fast=args.fast)
+    elif args.command == "drill":
+        from kit import drill
+
+        if args.what == "restore":
+            result = drill.restore(args.stack, args.to, args.allow_cloud, args.write_seconds)
+        else:
+            if args.to is not None:
+                raise PodiumError("--to belongs to drill restore, not drill failover")
+            result = drill.failover(args.stack, args.allow_cloud, args.warmup)
+        return 0 if result.ok else 1
     elif args.command == "dev":
         from kit import dev
 

@@ -99,27 +99,7 @@ def up(stack_name: str, run_tests: bool = True) -> None:
             progress.note(f"booting as {machine.host.address}", machine.host.name)
 
     with progress.step("Wait for SSH and cloud-init on every host"):
-        def wait(machine: Machine) -> str:
-            for attempt in (1, 2):
-                try:
-                    ssh.wait_ready(paths, stack.admin.user, str(machine.host.address),
-                                   machine.host.name, lambda: machine.pid() is not None,
-                                   BOOT_TIMEOUT, machine.console_tail)
-                    break
-                except PodiumError:
-                    # Seen once in ~10 cold runs: a guest's nspawn ended mid-boot with nothing
-                    # in its console. One more boot gets past it; a second failure is real.
-                    if attempt == 2 or machine.pid() is not None:
-                        raise
-                    progress.note(f"nspawn exited during boot (status "
-                                  f"{machine.exit_status()}); booting it once more",
-                                  machine.host.name)
-                    machine.boot()
-            progress.note("SSH up, cloud-init done", machine.host.name)
-            return machine.host.name
-
-        with ThreadPoolExecutor(max_workers=len(machines)) as pool:
-            list(pool.map(wait, machines))
+        wait_all(stack, paths, machines, progress)
 
     with progress.step(f"Write the inventory {paths.inventory.relative_to(REPO)}"):
         inventory.write(inventory.build(stack, paths, public_key), paths.inventory)
@@ -136,6 +116,60 @@ def up(stack_name: str, run_tests: bool = True) -> None:
     with progress.step("Summary"):
         pass
     print_summary(stack, paths, progress)
+
+
+def wait_all(stack: Stack, paths: StackPaths, machines: list[Machine],
+             progress: Progress) -> None:
+    """Wait, in parallel, until every machine answers SSH and cloud-init is done."""
+    def wait(machine: Machine) -> str:
+        for attempt in (1, 2):
+            try:
+                ssh.wait_ready(paths, stack.admin.user, str(machine.host.address),
+                               machine.host.name, lambda: machine.pid() is not None,
+                               BOOT_TIMEOUT, machine.console_tail)
+                break
+            except PodiumError:
+                # Seen once in ~10 cold runs: a guest's nspawn ended mid-boot with nothing
+                # in its console. One more boot gets past it; a second failure is real.
+                if attempt == 2 or machine.pid() is not None:
+                    raise
+                progress.note(f"nspawn exited during boot (status "
+                              f"{machine.exit_status()}); booting it once more",
+                              machine.host.name)
+                machine.boot()
+        progress.note("SSH up, cloud-init done", machine.host.name)
+        return machine.host.name
+
+    with ThreadPoolExecutor(max_workers=len(machines) or 1) as pool:
+        list(pool.map(wait, machines))
+
+
+def rebuild(stack: Stack, paths: StackPaths, names: list[str], progress: Progress) -> None:
+    """Give these hosts of a running lab stack brand-new machines: stop and remove the old
+    ones (disk included), create fresh ones from the base image with their cloud-init seed,
+    boot them and wait for SSH (what `up` does for a new host). Used by the restore drill."""
+    _require_local(stack)
+    assert stack.lab is not None
+    base = image.ensure_image(stack.lab.suite, progress.note)
+    public_key = ssh.ensure_key(paths)
+    machines = [Machine(stack, stack.host(n), paths) for n in names]
+    for machine in machines:
+        if machine.created():
+            machine.remove()
+        ssh.forget_host(paths, str(machine.host.address))
+        machine.create(base, [public_key, *stack.admin.ssh_keys], aptproxy.url(stack.gateway))
+        machine.boot()
+        progress.note(f"new machine booting as {machine.host.address}", machine.host.name)
+    wait_all(stack, paths, machines, progress)
+
+
+def destroy(stack: Stack, paths: StackPaths, names: list[str]) -> None:
+    """Stop these hosts' machines and remove them with their disks (the restore drill's
+    disaster). The stack's state, bridge and other hosts stay."""
+    _require_local(stack)
+    machines = [Machine(stack, stack.host(n), paths) for n in names]
+    with ThreadPoolExecutor(max_workers=len(machines) or 1) as pool:
+        list(pool.map(Machine.remove, machines))
 
 
 def run_testinfra(paths: StackPaths, extra: list[str] | None = None) -> None:

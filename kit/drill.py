@@ -1,0 +1,504 @@
+"""./podium drill restore|failover: recovery as a routine, measured operation (issue 9).
+
+restore: manifest of the platform's data -> destroy the database and media hosts -> new
+machines -> converge -> pgBackRest restore on the primary (latest or --to), replica rebuilt
+from it, media and secrets back from the backup host -> verify against the manifest -> post
+and read back through the proxy. Reports RTO and RPO, and every lost write by ID.
+
+failover: a steady writer posts through the proxy; the primary's host stops; the replica is
+promoted; Ansible gives it PgBouncer and points the app at it (playbooks/failover.yml); the
+old primary comes back as the new replica. Reports the write-unavailability window and
+every lost acknowledged write.
+
+Both save a Markdown report with a timeline chart in docs/drills/ (decision 0111).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import itertools
+import json
+import shlex
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit import lab
+from kit.ansible import run_playbook
+from kit.console import fmt_seconds
+from kit.drillkit import (
+    MEDIA_ROOT,
+    PG_CLUSTER,
+    PG_DATA,
+    STANZA,
+    Api,
+    Remote,
+    Timeline,
+    Writer,
+    check_drill_stack,
+    configured_primary,
+    lost_writes_section,
+    parse_target,
+    present_ids,
+    publisher,
+    record_primary,
+    timeline_chart,
+    write_report,
+)
+from kit.errors import PodiumError
+from kit.machines import Machine
+from kit.paths import StackPaths
+from kit.stack import Stack, load_stack
+
+# Stable columns per table: counters (followers_count...) change with every later write.
+MANIFEST_TABLES = {
+    "accounts": "id, username, email, password_hash, created_at",
+    "statuses": "id, account_id, text, created_at",
+    "follows": "id, account_id, target_account_id, created_at",
+    "media_attachments": "id, account_id, file_name, created_at",
+}
+
+
+@dataclass
+class Result:
+    """What a drill found: ``ok`` is the verdict (the CLI's exit status), ``figures`` the
+    measured values (seconds, counts), ``report`` the saved Markdown."""
+
+    ok: bool
+    report: Path
+    figures: dict
+
+
+RESTORE_NEEDS = {"postgres": 1, "backup": 1, "app": 1, "proxy": 1}
+FAILOVER_NEEDS = {"postgres": 2, "app": 1, "proxy": 1}
+
+
+def _load(stack_name: str, allow_cloud: bool, needs: dict[str, int]) -> tuple[Stack, StackPaths]:
+    stack = load_stack(stack_name)
+    check_drill_stack(stack, allow_cloud, needs)
+    saved = lab._load_state(stack_name)
+    paths = StackPaths(stack_name)
+    if saved is None or not paths.inventory.is_file():
+        raise PodiumError(f"stack '{stack_name}' is not up",
+                          f"bring it up first: ./podium up --stack {stack_name}")
+    down = [h.name for h in saved.hosts if Machine(saved, h, paths).pid() is None]
+    if down:
+        raise PodiumError(f"stack '{stack_name}': hosts not running: {', '.join(down)}",
+                          f"start them with ./podium up --stack {stack_name}")
+    return saved, paths
+
+
+# ---------------------------------------------------------------- manifest
+
+def db_manifest(remote: Remote, primary: str, cutoff: str) -> dict[str, dict]:
+    """Count and checksum of each table's rows created at or before ``cutoff``."""
+    out = {}
+    for table, columns in MANIFEST_TABLES.items():
+        (count, digest), = remote.psql(
+            primary, f"SELECT count(*), coalesce(md5(string_agg(md5(row({columns})::text), '' "
+                     f"ORDER BY id)), '-') FROM {table} WHERE created_at <= '{cutoff}'")
+        out[table] = {"count": int(count), "md5": digest}
+    return out
+
+
+def media_manifest(remote: Remote, hosts: list[str]) -> dict[str, dict]:
+    """Count and a checksum over the sorted sha256 list of the origin's files, per host."""
+    out = {}
+    for host in hosts:
+        listing = remote.run(host, f"cd {MEDIA_ROOT} && sudo find . -type f ! -path './.upload/*'"
+                             " -print0 | sort -z | sudo xargs -0 -r sha256sum", timeout=600)
+        lines = [line for line in listing.splitlines() if line]
+        out[host] = {"count": len(lines),
+                     "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+    return out
+
+
+def _compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[list[str]]:
+    rows = []
+    for name, want in expected.items():
+        got = actual.get(name, {})
+        same = want == got
+        rows.append([name, str(want.get("count")), str(got.get("count")),
+                     "yes" if same else "**NO**"])
+    return rows
+
+
+# ---------------------------------------------------------------- secrets copy
+
+def check_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> list[str]:
+    """Decrypt the newest secrets copy on the backup host with the lab identity and compare
+    it with the controller's folder; restore the folder from it if the folder is gone."""
+    identity = Path(f"{paths.secrets}-backup-identity.txt")
+    newest = remote.run(backup, "sudo sh -c 'ls -t /var/backups/podium-secrets/*.tar.age "
+                        "2>/dev/null | head -1'").strip()
+    if not newest:
+        raise PodiumError(f"no secrets copy on {backup} (/var/backups/podium-secrets/)",
+                          "converge the stack: the backup role copies the secrets")
+    if not identity.is_file():
+        raise PodiumError(f"the age identity {identity} is missing: the secrets copy cannot "
+                          "be read", "fetch the operator's identity from where it is kept")
+    blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
+    plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob,
+                           capture_output=True, check=False)
+    if plain.returncode != 0:
+        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt",
+                          detail=plain.stderr.decode(errors="replace"))
+    notes, files = [], {}
+    with tarfile.open(fileobj=io.BytesIO(plain.stdout)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                data = tar.extractfile(member)
+                files[member.name.removeprefix("./")] = data.read() if data else b""
+        if not paths.secrets.is_dir():
+            paths.secrets.mkdir(parents=True, mode=0o700)
+            tar.extractall(paths.secrets, **(
+                {"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            notes.append(f"the controller's secrets folder was missing: restored "
+                         f"{len(files)} files from {newest}")
+    differ = [n for n, data in files.items()
+              if (paths.secrets / n).is_file() and (paths.secrets / n).read_bytes() != data]
+    missing = [n for n in files if not (paths.secrets / n).is_file()]
+    newer = sorted(str(p.relative_to(paths.secrets)) for p in paths.secrets.rglob("*")
+                   if p.is_file() and str(p.relative_to(paths.secrets)) not in files)
+    notes.append(f"secrets copy `{Path(newest).name}`: {len(files)} files decrypted; "
+                 f"{len(files) - len(differ) - len(missing)} identical to the controller's")
+    if differ or missing:
+        notes.append(f"**differ**: {', '.join(differ + missing)}")
+    if newer:
+        notes.append(f"not in the copy yet (made after it; copied at the next converge): "
+                     f"{', '.join(newer)}")
+    return notes
+
+
+# ---------------------------------------------------------------- restore
+
+def restore(stack_name: str, to: str | None, allow_cloud: bool,
+            write_seconds: float) -> Result:
+    target = parse_target(to) if to else None  # refused before anything is looked at
+    stack, paths = _load(stack_name, allow_cloud, RESTORE_NEEDS)
+    remote = Remote(stack, paths)
+    groups = stack.groups()
+    primary = configured_primary(stack, paths)
+    replicas = [h for h in groups["postgres"] if h != primary]
+    media = groups.get("media", [])
+    backup = groups["backup"][0]
+    app = groups["app"][0]
+    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
+    destroyed = [*groups["postgres"], *[m for m in media if m not in groups["postgres"]]]
+    tl = Timeline(13)
+    marks: dict[str, float] = {}
+    findings: list[str] = []
+
+    with tl.step("Check the repository and the target time (nothing is touched yet)"):
+        info = json.loads(remote.run(
+            backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+        backups = info.get("backup", [])
+        if info["status"]["code"] != 0 or not backups:
+            raise PodiumError(f"the repository on {backup} has no usable backup "
+                              f"({info['status']['message']})",
+                              "converge the stack (it takes the first backup), then retry")
+        oldest = dt.datetime.fromtimestamp(backups[0]["timestamp"]["stop"], dt.UTC)
+        if target is not None and target < oldest:
+            raise PodiumError(
+                f"--to {target.isoformat()} is before the oldest backup's end "
+                f"({oldest.isoformat()}): nothing to restore it from",
+                f"choose a time after {oldest.isoformat()}")
+        actual_primary = [h for h in groups["postgres"] if remote.in_recovery(h) is False]
+        if actual_primary != [primary]:
+            raise PodiumError(f"the primary should be {primary} but PostgreSQL says "
+                              f"{actual_primary or 'none'}",
+                              "converge the stack first (./podium converge)")
+        tl.note(f"{len(backups)} backup(s), oldest ended {oldest:%Y-%m-%d %H:%M:%S} UTC; "
+                f"primary {primary}; will destroy {', '.join(destroyed)}")
+
+    with tl.step("Make data: a publisher, a reader who follows, a post with an image"):
+        name, token = publisher(remote, app, stack.domain, "drill")
+        _, reader_token = publisher(remote, app, stack.domain, "reader")
+        status, account = api.call("GET", f"/api/v1/accounts/lookup?acct={name}")
+        if status != 200 or not isinstance(account, dict):
+            raise PodiumError(f"looking up {name} through the proxy answered {status}")
+        api.call("POST", f"/api/v1/accounts/{account['id']}/follow", reader_token)
+        media_id = api.upload_png(token)
+        sentinel = api.post(token, "drill sentinel: written before the manifest", [media_id])
+        tl.note(f"publisher {name}, post {sentinel} with media {media_id}")
+        time.sleep(5)  # the worker stores the upload at the origin
+
+    with tl.step("Record the manifest and make sure the backups have it"):
+        bound = f"least(now(), '{target.isoformat()}'::timestamptz)" if target else "now()"
+        db_cut = remote.psql(primary, f"SELECT {bound}")[0][0]
+        manifest = {"db": db_manifest(remote, primary, db_cut),
+                    "media": media_manifest(remote, media[:1])}
+        # The manifest is a point the backups hold: archive the WAL now and push media.
+        remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
+        for host in media[:1]:
+            remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
+        for table, entry in manifest["db"].items():
+            tl.note(f"{table}: {entry['count']} rows, md5 {entry['md5'][:12]}")
+        for host, entry in manifest["media"].items():
+            tl.note(f"media on {host}: {entry['count']} files", host)
+
+    writer = Writer(api, token, interval=0.5)
+    with tl.step(f"Write for {write_seconds:.0f}s after the manifest (what RPO measures)"):
+        writer.start()
+        time.sleep(write_seconds)
+        writer.stop()
+        tl.note(f"{len(writer.acked)} posts acknowledged, {len(writer.failures)} failed")
+
+    disaster = time.time()
+    marks["disaster"] = disaster
+    with tl.step(f"Disaster: destroy {', '.join(destroyed)} (machines and disks)"):
+        lab.destroy(stack, paths, destroyed)
+
+    with tl.step("Provision fresh machines"):
+        lab.rebuild(stack, paths, destroyed, tl.progress)
+
+    with tl.step("Converge the new hosts (site.yml --limit)"):
+        run_playbook(paths, "playbooks/site.yml", "drill-converge",
+                     ["--limit", ",".join(destroyed)], echo=False)
+
+    with tl.step(f"Restore the database on {primary} with pgBackRest "
+                 f"({'to ' + target.isoformat() if target else 'latest'})"):
+        options = (f"--type=time --target={shlex.quote(target.isoformat())} "
+                   "--target-action=promote" if target else "")
+        remote.run(primary, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo -u postgres "
+                   f"pgbackrest --stanza={STANZA} --delta {options} restore && "
+                   f"sudo systemctl start postgresql@{PG_CLUSTER}", timeout=1800)
+        remote.wait_primary(primary, 1800)
+        remote.run(primary, "sudo systemctl restart pgbouncer")
+
+    with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'} from the restored "
+                 "primary"):
+        if replicas:
+            run_playbook(paths, "playbooks/site.yml", "drill-replica",
+                         ["--limit", ",".join(groups["postgres"]),
+                          "-e", json.dumps({"postgres_replica_force_rebuild": True})], echo=False)
+
+    with tl.step("Restore media and check the secrets copy"):
+        for host in media:
+            out = remote.run(host, "sudo /usr/local/sbin/podium-media-restore", timeout=1800)
+            sent = [line for line in out.splitlines() if "files transferred" in line]
+            tl.note(sent[0].strip() if sent else "restored", host)
+        findings += check_secrets_copy(remote, backup, paths)
+
+    with tl.step("Verify against the manifest; find lost writes"):
+        after = {"db": db_manifest(remote, primary, db_cut),
+                 "media": media_manifest(remote, media[:1])}
+        rows = _compare(manifest["db"], after["db"]) + _compare(manifest["media"],
+                                                               after["media"])
+        matched = all(r[3] == "yes" for r in rows)
+        acked_ids = [w.id for w in writer.acked]
+        present = present_ids(remote, primary, "statuses", acked_ids)
+        expected = [w for w in writer.acked if target is None or w.at <= target.timestamp()]
+        lost = [w for w in expected if w.id not in present]
+        survived = [w for w in writer.acked if w.id in present]
+        tl.note(f"manifest {'matches' if matched else 'DOES NOT MATCH'}; "
+                f"{len(survived)}/{len(writer.acked)} writes survived, {len(lost)} lost")
+
+    with tl.step("Smoke: post and read back through the proxy; read the sentinel"):
+        smoke_ok, smoke = _smoke(api, token, sentinel)
+        serving = time.time()
+        marks["serving again"] = serving
+        tl.note(smoke)
+
+    with tl.step("Check the repository takes the restored primary's WAL"):
+        remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
+
+    last_made = writer.acked[-1].at if writer.acked else None
+    newest_kept = max((w.at for w in survived), default=None)
+    rpo = (last_made - newest_kept) if last_made and newest_kept else (
+        (last_made - disaster) if last_made else 0.0)
+    rto = serving - disaster
+    lines = [
+        f"# Restore drill on stack `{stack.name}`, "
+        f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `./podium drill restore --stack {stack.name}"
+        + (f" --to {target.isoformat()}" if target else "") + f" --write-seconds "
+        f"{write_seconds:.0f}`",
+        "",
+        "| figure | value |", "|---|---|",
+        f"| RTO (disaster → platform serving again) | **{fmt_seconds(rto)}** |",
+        f"| RPO (last write made → newest write that survived) | **{fmt_seconds(rpo)}** |",
+        f"| restored to | {'latest' if target is None else target.isoformat()} |",
+        f"| manifest matches | {'yes' if matched else '**NO**'} |",
+        f"| writes after the manifest | {len(writer.acked)} acknowledged, "
+        f"{len(survived)} survived, {len(lost)} lost |",
+        f"| smoke (post + read back through the proxy) | {'passed' if smoke_ok else '**FAILED**'}"
+        " |",
+        f"| destroyed and rebuilt | {', '.join(destroyed)} |",
+        "",
+        "## Timeline", "", *timeline_chart(tl, marks), "",
+        "## Manifest", "",
+        f"Rows created at or before {db_cut}; media files at the origin with their sha256.",
+        "", "| data | before | after | same |", "|---|---|---|---|",
+        *(f"| {' | '.join(r)} |" for r in rows), "",
+        "## Lost writes", "",
+        "The manifest is taken at a point the backups hold (WAL switched and archived, media "
+        "pushed); the writer then posts for the time above and the hosts are destroyed without "
+        "another switch. The lab's disaster stops each machine cleanly (SIGTERM) before "
+        "deleting its disk; a crash would also lose what was not archived yet, up to "
+        "`archive_timeout` (60 s).", "",
+        *lost_writes_section(lost, last_made), "",
+        "## Secrets and media", "", *(f"- {n}" for n in findings), "",
+        f"Smoke: {smoke}",
+    ]
+    report = write_report("restore", stack, lines)
+    return Result(matched and smoke_ok, report, {
+        "rto": rto, "rpo": rpo, "matched": matched, "smoke": smoke_ok,
+        "acked": len(writer.acked), "lost": [w.id for w in lost]})
+
+
+def _smoke(api: Api, token: str, sentinel: str) -> tuple[bool, str]:
+    """Post and read back through the proxy (retrying while the app reconnects), and read a
+    post made before the disaster."""
+    deadline, last = time.monotonic() + 300, ""
+    while time.monotonic() < deadline:
+        try:
+            new = api.post(token, "drill smoke: written after the restore")
+            if api.read(token, new) and api.read(token, sentinel):
+                return True, f"posted {new} and read it back; read sentinel {sentinel}"
+            last = "a post could not be read back"
+        except (PodiumError, OSError) as err:
+            last = str(err)
+        time.sleep(2)
+    return False, f"the platform did not serve within 300s: {last}"
+
+
+# ---------------------------------------------------------------- failover
+
+def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
+    stack, paths = _load(stack_name, allow_cloud, FAILOVER_NEEDS)
+    remote = Remote(stack, paths)
+    groups = stack.groups()
+    app = groups["app"][0]
+    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
+    old = configured_primary(stack, paths)
+    tl = Timeline(8)
+    marks: dict[str, float] = {}
+
+    with tl.step("Find the primary and a streaming replica"):
+        states = {h: remote.in_recovery(h) for h in groups["postgres"]}
+        if states.get(old) is not False:
+            raise PodiumError(f"{old} should be the primary but PostgreSQL there says "
+                              f"{'replica' if states.get(old) else 'nothing'}",
+                              "converge the stack first (./podium converge)")
+        streaming = remote.psql(old, "SELECT application_name FROM pg_stat_replication "
+                                     "WHERE state = 'streaming'")
+        candidates = [h for h in groups["postgres"] if h != old and states[h]]
+        new = next((h for h in candidates if [h] in streaming), candidates[0] if candidates
+                   else None)
+        if new is None:
+            raise PodiumError("no replica to promote", "converge the stack first")
+        tl.note(f"primary {old}, promoting {new}; streaming: "
+                f"{', '.join(r[0] for r in streaming) or 'none'}")
+
+    with tl.step(f"Start a steady writer through the proxy ({warmup:.0f}s warm-up)"):
+        _, token = publisher(remote, app, stack.domain, "writer")
+        writer = Writer(api, token, interval=0.2)
+        writer.start()
+        time.sleep(warmup)
+        tl.note(f"{len(writer.acked)} posts acknowledged so far")
+
+    stopped = time.time()
+    marks["primary stopped"] = stopped
+    with tl.step(f"Stop the primary's host {old}"):
+        Machine(stack, stack.host(old), paths).stop()
+
+    with tl.step(f"Promote {new}"):
+        remote.run(new, f"sudo pg_ctlcluster {PG_CLUSTER.replace('-', ' ')} promote")
+        remote.wait_primary(new, 120)
+        record_primary(paths, new)
+
+    with tl.step(f"Repoint the app to {new}, then give it PgBouncer (playbooks/failover.yml)"):
+        run_playbook(paths, "playbooks/failover.yml", "drill-failover",
+                     ["--limit", ",".join([new, *groups["app"]])], echo=False)
+        deadline = time.monotonic() + 120
+        while writer.first_ok_after(stopped) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        resumed = writer.first_ok_after(stopped)
+        if resumed:
+            marks["writes resume"] = resumed
+            tl.note(f"first write acknowledged {resumed - stopped:.1f}s after the stop")
+
+    with tl.step("Keep writing 10s on the new primary"):
+        time.sleep(10)
+        writer.stop()
+
+    with tl.step(f"Rebuild {old} as the new replica (site.yml)"):
+        machine = Machine(stack, stack.host(old), paths)
+        machine.boot()
+        lab.wait_all(stack, paths, [machine], tl.progress)
+        # Keep what the old primary had (it may hold writes that never reached the replica)
+        # beside the data directory; the role then takes a fresh base backup.
+        remote.run(old, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo mv {PG_DATA} "
+                   f"{PG_DATA}.before-failover-{int(stopped)} && sudo install -d -o postgres "
+                   f"-g postgres -m 0700 {PG_DATA}")
+        run_playbook(paths, "playbooks/site.yml", "drill-rebuild",
+                     ["--limit", ",".join([*groups["postgres"], *groups.get("backup", []),
+                                           *groups["app"]])], echo=False)
+        if remote.in_recovery(old) is not True:
+            raise PodiumError(f"{old} did not come back as a replica")
+
+    with tl.step("Count lost writes; check the replica streams"):
+        present = present_ids(remote, new, "statuses", [w.id for w in writer.acked])
+        lost = [w for w in writer.acked if w.id not in present]
+        streaming = remote.psql(new, "SELECT application_name FROM pg_stat_replication "
+                                     "WHERE state = 'streaming'")
+        tl.note(f"{len(lost)} of {len(writer.acked)} acknowledged writes lost; streaming: "
+                f"{', '.join(r[0] for r in streaming) or 'none'}")
+
+    # The window is the gap in acknowledgements that the first write after the stop ends.
+    last_ok = writer.last_ok_before(resumed - 1e-6) if resumed else writer.last_ok_before(
+        stopped)
+    acks = sorted(w.at for w in writer.acked)
+    gaps = sorted(((b - a, a) for a, b in itertools.pairwise(acks)), reverse=True)
+    window = (resumed - (last_ok or stopped)) if resumed else float("nan")
+    failed_in_window = [f for f in writer.failures if f[0] >= (last_ok or stopped)]
+    lines = [
+        f"# Failover drill on stack `{stack.name}`, "
+        f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}`",
+        "",
+        "| figure | value |", "|---|---|",
+        f"| write-unavailability (last write before the stop → first write after) | "
+        f"**{fmt_seconds(window) if resumed else 'writes never resumed'}** |",
+        f"| failed write requests | {len(writer.failures)} "
+        f"({len(failed_in_window)} in the window) |",
+        f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
+        "| other pauses in writes over 2 s (app restarts while repointing) | "
+        + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in gaps
+                     if g > 2 and not (resumed and abs(a + g - resumed) < 0.01)) or "none")
+        + " |",
+        f"| old primary → new primary | {old} → {new} |",
+        f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
+        "",
+        "## Timeline", "", *timeline_chart(tl, marks), "",
+        "## Lost writes", "",
+        "PostgreSQL replication is asynchronous (decision 0020): writes the primary "
+        "acknowledged but had not sent before its host stopped are lost. The old primary's "
+        f"data directory is kept on {old} as `{PG_DATA}.before-failover-{int(stopped)}`.", "",
+        *lost_writes_section(lost, writer.acked[-1].at if writer.acked else None), "",
+        f"The writer posted every 0.2 s through the proxy {api.address}:{api.port}; failures "
+        "by kind: " + (", ".join(f"{k}: {v}" for k, v in _kinds(writer).items()) or "none")
+        + ".",
+        "",
+        f"The kit recorded `podium_postgres_primary: {new}` in "
+        f".podium/{stack.name}/group_vars/all/: later converges keep {new} as the primary.",
+    ]
+    report = write_report("failover", stack, lines)
+    return Result(bool(resumed and not lost and streaming), report, {
+        "window": window, "failed": len(writer.failures), "acked": len(writer.acked),
+        "lost": [w.id for w in lost], "new_primary": new, "streaming": len(streaming)})
+
+
+def _kinds(writer: Writer) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for _, kind in writer.failures:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+

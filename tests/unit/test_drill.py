@@ -1,0 +1,76 @@
+"""./podium drill: what it refuses before touching anything, and the report's chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from kit import cli
+from kit.drillkit import Timeline, check_drill_stack, parse_target, timeline_chart
+from kit.errors import PodiumError
+from kit.stack import load_stack
+
+NOW = dt.datetime(2026, 11, 21, 17, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-21T16:30:00Z", dt.datetime(2026, 11, 21, 16, 30, tzinfo=dt.UTC)),
+    ("2026-11-21 17:30:00+01:00", dt.datetime(2026, 11, 21, 16, 30, tzinfo=dt.UTC)),
+    ("2026-11-21T16:30:00.250+00:00", dt.datetime(2026, 11, 21, 16, 30, 0, 250000,
+                                                  tzinfo=dt.UTC)),
+])
+def test_target_times_with_a_zone_are_read_in_utc(text, expected):
+    assert parse_target(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text, says", [
+    ("yesterday", "is not a time"),
+    ("2026-13-01T00:00:00Z", "is not a time"),
+    ("2026-11-21T16:30:00", "has no time zone"),
+    ("2026-11-21T17:00:01Z", "is in the future"),
+])
+def test_bad_target_times_are_refused_with_the_reason(text, says):
+    with pytest.raises(PodiumError, match=says) as err:
+        parse_target(text, NOW)
+    assert "--to" in err.value.message
+
+
+def test_cloud_stack_is_refused_without_the_flag():
+    with pytest.raises(PodiumError, match="hcloud stack") as err:
+        check_drill_stack(load_stack("hetzner"), allow_cloud=False, needs={})
+    assert "--allow-cloud" in err.value.hint
+
+
+def test_cloud_stack_with_the_flag_says_it_is_not_implemented():
+    with pytest.raises(PodiumError, match="not implemented"):
+        check_drill_stack(load_stack("hetzner"), allow_cloud=True, needs={})
+
+
+def test_stack_lacking_a_role_is_refused_by_name():
+    with pytest.raises(PodiumError, match="2 postgres hosts"):
+        check_drill_stack(load_stack("local-mini"), allow_cloud=False, needs={"postgres": 2})
+
+
+def test_cli_refuses_a_bad_target_before_loading_the_stack(capsys):
+    # The stack does not exist: the --to check must come first and be the error shown.
+    code = cli.main(["drill", "restore", "--stack", "no-such-stack", "--to", "soon"])
+    assert code == 2
+    assert "--to 'soon' is not a time" in capsys.readouterr().err
+
+
+def test_cli_refuses_to_for_failover(capsys):
+    assert cli.main(["drill", "failover", "--stack", "local", "--to", "2026-01-01T00:00Z"]) == 2
+    assert "--to belongs to drill restore" in capsys.readouterr().err
+
+
+def test_timeline_chart_has_a_gantt_and_a_text_bar_per_step():
+    tl = Timeline(2)
+    tl.started = 1000.0
+    tl.phases = [("Destroy: db1", 1000.0, 1010.0), ("Restore", 1010.0, 1100.0)]
+    chart = timeline_chart(tl, {"serving again": 1100.0})
+    text = "\n".join(chart)
+    assert "gantt" in text and "dateFormat X" in text
+    assert "Destroy  db1 :p0, 0, 10" in text  # ':' would end mermaid's task name
+    bars = [line for line in chart if line.startswith("Restore")]
+    assert bars and "#" in bars[0] and "1m30s" in bars[0]
