@@ -141,7 +141,7 @@ def _operator_mail(stack, paths, needle: str, since: float, timeout: float = 240
         time.sleep(5)
 
 
-def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
+def test_filling_a_filesystem_fires_the_disk_alert_mails_the_operator_and_resolves(
         stack, paths, monitoring):
     target = next(h for h in stack.hosts if "monitoring" not in h.roles)
 
@@ -154,6 +154,7 @@ def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
     on_target(f"sudo mkdir -p {FILL_MOUNT} && sudo mount -t tmpfs -o size=16m podium-fault "
               f"{FILL_MOUNT} && sudo dd if=/dev/zero of={FILL_MOUNT}/fill bs=1M count=15 "
               "status=none")
+    filled_at = time.time()
     filled = time.monotonic()
     try:
         alert = _wait("DiskSpaceLow firing in Prometheus",
@@ -165,8 +166,12 @@ def test_filling_a_filesystem_fires_the_disk_alert_and_emptying_it_resolves_it(
         at, _ = _wait("the firing notification at the webhook",
                       lambda: _notified("DiskSpaceLow", "firing", host=target.name,
                                         mountpoint=FILL_MOUNT), timeout=180)
+        subject = _operator_mail(stack, paths, "DiskSpaceLow", filled_at)
+        mailed = time.monotonic()
+        assert "DiskSpaceLow" in subject
         print(f"\nfault -> firing in Prometheus: {fired - filled:.0f}s; "
-              f"fault -> webhook notification: {at - filled:.0f}s "
+              f"fault -> webhook notification: {at - filled:.0f}s; -> mail in "
+              f"{stack.admin.email}: {mailed - filled:.0f}s "
               f"(scrape and evaluation every 30s, for: {FOR_OVERRIDE}, group_wait 30s)")
     finally:
         on_target(f"sudo umount {FILL_MOUNT} && sudo rmdir {FILL_MOUNT}")
