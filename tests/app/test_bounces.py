@@ -69,7 +69,8 @@ def test_outgoing_mail_has_a_verp_envelope_sender_per_recipient(configure, drain
     try:
         settings = configure(mail_bounce_address=BOUNCE, smtp_port=port, smtp_starttls=False)
         enqueue(settings, ("send_mail", "Ann@example.org", "s", "b"),
-                ("send_templated_mail", "bob@example.org", "confirm", "en", {"link": "x"}))
+                ("send_templated_mail", "bob@example.org", "confirm", "en",
+                 {"link": "x", "name": "bob"}))
         drain()
     finally:
         sink.stop()
