@@ -230,6 +230,17 @@ def test_sign_up_by_approval_shows_the_waitlist_position(web, server, configure,
         assert f"position {number}" in answer.text
 
 
+def test_a_form_with_a_nul_character_is_refused_as_bad_text_not_as_expired(web, make_user):
+    """A valid token with a NUL in a field: 422 naming the text, never the 'form has
+    expired' page, and the settings are left as they were."""
+    make_user("alice")
+    web.login("alice")
+    answer = web.submit("/settings", "/settings", {"display_name": "Al\x00ice"})
+    assert answer.status_code == 422, answer.text
+    assert "NUL" in answer.text and "expired" not in answer.text
+    assert "Al\x00ice" not in web.get("/settings").text
+
+
 def test_sign_up_errors_are_shown_in_the_form(web, make_user):
     make_user("alice")
     answer = web.submit("/signup", "/signup", {

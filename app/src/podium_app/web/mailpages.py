@@ -27,14 +27,18 @@ async def _account(request: Request, session, token: str) -> Account | None:
     return await session.get(Account, account_id) if account_id else None
 
 
+def _invalid_link(request: Request, viewer: Account | None) -> Response:
+    lang = pages._lang(request, viewer)
+    return render.page(request, "error.html", lang, viewer=viewer, status_code=404,
+                       message=lang.gettext("This link is not valid or has expired."))
+
+
 @router.get("/digest/unsubscribe/{token}")
 async def unsubscribe_form(request: Request, session: Session, viewer: pages.Viewer,
                            token: Token) -> Response:
-    lang = pages._lang(request, viewer)
     account = await _account(request, session, token)
     if account is None:
-        return render.page(request, "error.html", lang, viewer=viewer, status_code=404,
-                           message=lang.gettext("This link is not valid or has expired."))
+        return _invalid_link(request, viewer)
     return render.page(request, "unsubscribe.html", pages._lang(request, account),
                        viewer=viewer, token=token, done=account.digest == "off")
 
@@ -42,11 +46,9 @@ async def unsubscribe_form(request: Request, session: Session, viewer: pages.Vie
 @router.post("/digest/unsubscribe/{token}")
 async def unsubscribe(request: Request, session: Session, viewer: pages.Viewer,
                       token: Token) -> Response:
-    lang = pages._lang(request, viewer)
     account = await _account(request, session, token)
     if account is None:
-        return render.page(request, "error.html", lang, viewer=viewer, status_code=404,
-                           message=lang.gettext("This link is not valid or has expired."))
+        return _invalid_link(request, viewer)
     account.digest = "off"
     await session.commit()
     return render.page(request, "unsubscribe.html", pages._lang(request, account),

@@ -121,6 +121,22 @@ def _csrf_refusal(request: Request, viewer: Account | None) -> Response:
                                             "and send it again."))
 
 
+async def _posted(request: Request, viewer: Account | None, *,
+                  login: bool = False) -> dict[str, str] | Response:
+    """The posted form, or the page to answer instead: the login page for a visitor when
+    ``login``, the expired-form page when the CSRF check fails, an error page (422) for text
+    the form refuses."""
+    if login and viewer is None:
+        return _login_redirect(request)
+    try:
+        return await _form(request)
+    except ApiError as err:
+        if err.message == "csrf":
+            return _csrf_refusal(request, viewer)
+        return render.page(request, "error.html", _lang(request, viewer), viewer=viewer,
+                           status_code=err.status, message=err.message)
+
+
 async def _statuses(session, request, rows: list[Status], viewer) -> list[dict]:
     return await status_service.render(session, instance_settings.of(request), rows, viewer)
 
@@ -294,12 +310,9 @@ async def home(request: Request, session: Session, viewer: Viewer,
 @router.post("/@{username}/unfollow")
 async def follow(request: Request, session: Session, viewer: Viewer, username: str,
                  ) -> Response:
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer, login=True)
+    if isinstance(form, Response):
+        return form
     target = await _profile_account(session, username[:30])
     try:
         if request.url.path.endswith("/unfollow"):
@@ -340,10 +353,9 @@ async def signup_form(request: Request, viewer: Viewer) -> Response:
 @router.post("/signup")
 async def signup(request: Request, session: Session, viewer: Viewer) -> Response:
     lang = _lang(request, viewer)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer)
+    if isinstance(form, Response):
+        return form
     settings = instance_settings.of(request)
     mode = settings.registration_mode
     try:
@@ -405,10 +417,9 @@ async def login_form(request: Request, viewer: Viewer,
 @router.post("/login")
 async def login(request: Request, session: Session, viewer: Viewer) -> Response:
     lang = _lang(request, viewer)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer)
+    if isinstance(form, Response):
+        return form
     settings = instance_settings.of(request)
     next_url = _safe_next(form.get("next"))
     try:
@@ -443,10 +454,9 @@ async def login(request: Request, session: Session, viewer: Viewer) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, viewer: Viewer) -> Response:
-    try:
-        await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer)
+    if isinstance(form, Response):
+        return form
     response = _redirect("/")
     web_session.end_session(response)
     return response
@@ -460,10 +470,9 @@ async def reset_request_form(request: Request, viewer: Viewer) -> Response:
 @router.post("/password/reset")
 async def reset_request(request: Request, session: Session, viewer: Viewer) -> Response:
     lang = _lang(request, viewer)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer)
+    if isinstance(form, Response):
+        return form
     settings = instance_settings.of(request)
     try:
         await ratelimit.hit(request.app.state.redis, "reset", _ip(request),
@@ -496,10 +505,9 @@ async def reset_form(request: Request, viewer: Viewer,
 @router.post("/password/edit")
 async def reset_password(request: Request, session: Session, viewer: Viewer) -> Response:
     lang = _lang(request, viewer)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer)
+    if isinstance(form, Response):
+        return form
     try:
         account = await account_service.consume_email_token(session, form.get("token", ""),
                                                             "reset")
@@ -523,12 +531,9 @@ async def settings_form(request: Request, viewer: Viewer) -> Response:
 
 @router.post("/settings")
 async def settings_save(request: Request, session: Session, viewer: Viewer) -> Response:
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer, login=True)
+    if isinstance(form, Response):
+        return form
     account = await session.get(Account, viewer.id)
     assert account is not None
     account.display_name = form.get("display_name", account.display_name)[:100]
@@ -547,12 +552,9 @@ async def delete_account(request: Request, session: Session, viewer: Viewer) -> 
     """Delete one's own account, confirmed by the password: hidden and logged out at once,
     deleted for real by the queue (services/deletion.py). Owners cannot delete themselves
     (the instance would lose its last owner): they hand the role over first."""
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer, login=True)
+    if isinstance(form, Response):
+        return form
     lang = _lang(request, viewer)
     account = await session.get(Account, viewer.id)
     assert account is not None
@@ -601,12 +603,9 @@ async def moderation_action(request: Request, session: Session, viewer: Viewer,
                             report_id: str, action: str) -> Response:
     """resolve: close the report; suspend: suspend the reported account and close it.
     The services decide who may act on whom (rank) and write the audit log."""
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer, login=True)
+    if isinstance(form, Response):
+        return form
     lang = _lang(request, viewer)
     if not moderation_service.is_staff(viewer) or action not in ("resolve", "suspend"):
         return render.page(request, "error.html", lang, viewer=viewer, status_code=403,
@@ -648,12 +647,9 @@ async def admin_settings_form(request: Request, viewer: Viewer) -> Response:
 @router.post("/admin/settings")
 async def admin_settings_save(request: Request, session: Session, viewer: Viewer) -> Response:
     """Store the changed run-time settings (instance_settings.update writes the audit log)."""
-    if viewer is None:
-        return _login_redirect(request)
-    try:
-        form = await _form(request)
-    except ApiError:
-        return _csrf_refusal(request, viewer)
+    form = await _posted(request, viewer, login=True)
+    if isinstance(form, Response):
+        return form
     refused = _admin_refusal(request, viewer)
     if refused is not None:
         return refused
