@@ -143,6 +143,12 @@ def test_media_writes_through_the_edge_are_refused(address, stack_vars, tls, met
     assert answer.status == 403
 
 
+def test_the_apps_metrics_are_not_served_to_the_public(address, stack_vars, tls):
+    answer = edgehttp.request(address, stack_vars["podium_domain"], "/metrics", tls)
+    assert answer.status == 404
+    assert b"podium_" not in answer.body
+
+
 def test_brotli_module_is_loaded(host):
     with host.sudo():
         config = host.run("nginx -T").stdout

@@ -64,6 +64,17 @@ def test_prometheus_endpoint_reports_the_app_backend(host, host_vars, stack_vars
     assert 'haproxy_backend_status{proxy="app",state="UP"}' in result.stdout
 
 
+def test_the_apps_metrics_are_not_served_through_the_balancer(host, host_vars):
+    """Prometheus scrapes /metrics on each app host; the balancer's frontend, which the edges
+    (or a provider's public load balancer) forward to, answers 404 for it."""
+    result = host.run(
+        "python3 -c 'import urllib.request,urllib.error,sys\n"
+        "try: urllib.request.urlopen(sys.argv[1], timeout=10)\n"
+        "except urllib.error.HTTPError as e: print(e.code)' "
+        f"http://{host_vars['podium_private_address']}:{FRONTEND_PORT}/metrics")
+    assert result.stdout.strip() == "404", (result.stdout, result.stderr)
+
+
 def test_runtime_api_lists_every_app_host(host, app_hosts):
     state = _runtime(host, "show servers state app")
     names = {line.split()[3] for line in state.splitlines()[2:] if line.strip()}
