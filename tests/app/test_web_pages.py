@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
 import pytest
+from test_media import media_app, png, upload  # noqa: F401 (media_app is a fixture)
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -185,6 +186,45 @@ def test_forms_refuse_a_missing_or_foreign_csrf_token(web, server, make_user, to
     answer = web.request("POST", "/login", data=data)
     assert answer.status_code == 403
     assert "podium_session" not in web.cookies
+
+
+# Every form route takes a CSRF token; one-click unsubscribe (RFC 8058) is exempt on purpose:
+# mail clients POST it with no page and no cookie (podium_app.web.mailpages).
+CSRF_EXEMPT = {"/digest/unsubscribe/{token}"}
+PATH_VALUES = {"username": "bob", "report_id": "1", "action": "resolve"}
+
+
+def _form_routes() -> list[str]:
+    """The POST routes of every router module in podium_app.web (a new module is found too)."""
+    import importlib
+    import pkgutil
+
+    import podium_app.web
+
+    paths = set()
+    for info in pkgutil.iter_modules(podium_app.web.__path__):
+        router = getattr(importlib.import_module(f"podium_app.web.{info.name}"), "router", None)
+        for route in getattr(router, "routes", ()):
+            if "POST" in getattr(route, "methods", ()) and not route.path.startswith("/api/"):
+                paths.add(route.path)
+    return sorted(paths - CSRF_EXEMPT)
+
+
+def test_every_form_route_refuses_a_post_without_its_csrf_token(web, make_user, client):
+    routes = _form_routes()
+    assert len(routes) >= 12, routes  # the enumeration itself found the web's forms
+    alice = make_user("alice", role="admin")
+    bob = make_user("bob")
+    web.login("alice")
+    for path in routes:
+        answer = web.request("POST", path.format(**PATH_VALUES), data={
+            "status": "forged", "display_name": "forged", "mode": "social",
+            "password": "correct horse battery", "email": "x@example.org"})
+        assert answer.status_code == 403, (path, answer.status_code)
+    assert web.get("/settings").status_code == 200  # /logout without a token kept the session
+    followers = client.get(f"/api/v1/accounts/{bob.id}/followers", headers=alice.headers)
+    assert followers.json() == []
+    assert client.get("/api/v1/timelines/home", headers=alice.headers).json() == []
 
 
 def test_compose_refuses_a_post_without_csrf_and_stores_nothing(web, make_user, client):
@@ -398,6 +438,19 @@ def test_post_page_has_share_links_and_open_graph(web, make_user, post):
     assert shares["email"].startswith("mailto:")
     oembed = page.links["alternate application/json+oembed"]
     assert parse_qs(urlparse(oembed).query)["url"] == [url]
+
+
+def test_a_post_with_a_picture_previews_it_in_open_graph_and_twitter_cards(
+        web, client, make_user, post, media_app):  # noqa: F811
+    alice = make_user("alice")
+    media = upload(client, alice, png((320, 200)), "image/png", description="A blue card")
+    assert media.status_code == 200, media.text
+    st = post(alice, "With a picture", media_ids=[media.json()["id"]])
+    page = Meta(web.get(status_path(st)).text)
+    assert page.meta["og:image"] == media.json()["preview_url"]
+    assert page.meta["og:image:alt"] == "A blue card"
+    assert page.meta["twitter:card"] == "summary_large_image"
+    assert page.meta["twitter:image"] == media.json()["preview_url"]
 
 
 def test_oembed_answers_for_a_public_post_only(web, make_user, post):

@@ -270,7 +270,16 @@ async def status_page(request: Request, session: Session, viewer: Viewer, userna
         descendants=[by_id[ids.to_str(s.id)] for s in descendants
                      if ids.to_str(s.id) in by_id],
         oembed=f"https://{settings.domain}/api/oembed?url={quote(url, safe='')}",
-        description=_plain(st.text))
+        description=_plain(st.text), preview=_preview_image(main))
+
+
+def _preview_image(status: dict) -> dict | None:
+    """The first attachment with a still image (a picture's preview, a video's poster) for
+    the link preview that Open Graph and Twitter Cards show; None while it is processing."""
+    for media in status.get("media_attachments") or ():
+        if media.get("preview_url"):
+            return media
+    return None
 
 
 def _plain(text: str, limit: int = 200) -> str:
