@@ -152,6 +152,20 @@ def test_arabic_pages_are_right_to_left(browser, server, make_user, post):
     context.close()
 
 
+def test_copy_link_puts_the_canonical_address_on_the_clipboard(browser, server, make_user,
+                                                                post):
+    alice = in_thread(make_user, "alice")
+    status = post(alice, "Copy me")
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.goto(f"{server}{urlparse(status['url']).path}")
+    button = page.locator("button[data-copy]")
+    expect(button).to_be_visible()  # shown by the script only where a clipboard exists
+    button.click()
+    assert page.evaluate("navigator.clipboard.readText()") == status["url"]
+    context.close()
+
+
 def test_keyboard_reaches_the_compose_form(browser, server, make_user):
     in_thread(make_user, "kbd")
     context = browser.new_context()
