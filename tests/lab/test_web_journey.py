@@ -23,7 +23,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from labmail import mail_host, wait_in_mailbox
@@ -179,8 +179,35 @@ def test_journey_post_sign_up_confirm_log_in_follow_read(browser, site, publishe
     expect(page.locator("article.main")).to_contain_text(text)
     canonical = page.locator('meta[property="og:url"]').get_attribute("content")
     assert canonical == f"{site['base']}{urlsplit(page.url).path}"
+    assert text in page.locator('meta[property="og:description"]').get_attribute("content")
+    preview = page.locator('meta[property="og:image"]').get_attribute("content")
+    assert urlsplit(preview).hostname == f"media.{site['domain']}", preview
+    shares = page.locator("a[data-share]")
+    expect(shares).to_have_count(5)
+    for index in range(5):
+        assert quote(canonical, safe="") in shares.nth(index).get_attribute("href")
     shot(page, "06-post-page")
     visitor.close()
+
+
+def test_an_arabic_reader_gets_the_right_to_left_page_after_an_english_one(
+        browser, site, publisher):
+    """The edge keys its page cache on the reader's language: an English reader's cached
+    profile page is never handed to an Arabic reader (and the other way round)."""
+    pages = {}
+    for locale in ("en", "ar", "en"):
+        context = browser.new_context(locale=locale,
+                                      extra_http_headers={"Accept-Language": locale})
+        page = context.new_page()
+        assert page.goto(f"{site['base']}/@{publisher['name']}").status == 200
+        pages[locale] = (page.locator("html").get_attribute("lang"),
+                         page.locator("html").get_attribute("dir"))
+        if locale == "ar":
+            assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"
+            shot(page, "08-arabic-profile")
+        context.close()
+    assert pages["ar"] == ("ar", "rtl")
+    assert pages["en"][0] == "en" and pages["en"][1] != "rtl"
 
 
 def test_anonymous_readers_get_the_new_post_from_the_edge(browser, site, publisher):
