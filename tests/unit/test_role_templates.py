@@ -60,7 +60,8 @@ def _render_edge(tmp_path: Path, policy: str) -> tuple[str, list[str]]:
                     "content": "{{ __edge_certificate_names | to_json }}",
                     "dest": str(tmp_path / "names.json"), "mode": "0644"}},
             ])
-    return (tmp_path / "site.conf").read_text(), yaml.safe_load((tmp_path / "names.json").read_text())
+    names = yaml.safe_load((tmp_path / "names.json").read_text())
+    return (tmp_path / "site.conf").read_text(), names
 
 
 def _server_block(site: str, name: str) -> str:
