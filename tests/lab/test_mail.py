@@ -15,6 +15,7 @@ import json
 import shlex
 import smtplib
 import socketserver
+import ssl
 import subprocess
 import threading
 import time
@@ -276,22 +277,36 @@ def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
 
 
 class _SinkHandler(socketserver.StreamRequestHandler):
-    """Just enough SMTP for Postfix's client: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+    """Just enough SMTP for Postfix's client: EHLO, STARTTLS (when the server's
+    ``offer_tls`` is set, with its self-signed certificate; AUTH is then offered only after
+    it, as a provider does), AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
 
     def handle(self) -> None:
         sink = self.server
+        tls = False
         self.wfile.write(b"220 sink.lab.invalid ESMTP\r\n")
         envelope: dict = {"rcpt": []}
         while line := self.rfile.readline():
-            verb = line[:4].upper()
+            verb = line.split()[0].upper() if line.split() else b""
             if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250-sink.lab.invalid\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+                offer_tls = sink.offer_tls and not tls
+                self.wfile.write(b"250-sink.lab.invalid\r\n"
+                                 + (b"250-STARTTLS\r\n" if offer_tls else b"")
+                                 + (b"" if offer_tls else b"250-AUTH PLAIN\r\n")
+                                 + b"250 8BITMIME\r\n")
+            elif verb == b"STARTTLS" and sink.offer_tls and not tls:
+                self.wfile.write(b"220 2.0.0 ready for TLS\r\n")
+                self.connection = sink.tls.wrap_socket(self.connection, server_side=True)
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb", buffering=0)
+                tls = True
             elif verb == b"AUTH":
                 parts = line.split()
-                sink.logins.append(base64.b64decode(parts[2]).split(b"\0")[1:])
+                sink.logins.append({"tls": tls,
+                                    "login": base64.b64decode(parts[2]).split(b"\0")[1:]})
                 self.wfile.write(b"235 2.7.0 ok\r\n")
             elif verb == b"MAIL":
-                envelope = {"from": line, "rcpt": []}
+                envelope = {"from": line, "rcpt": [], "tls": tls}
                 self.wfile.write(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 envelope["rcpt"].append(line)
@@ -309,16 +324,26 @@ class _SinkHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.fixture()
-def smarthost(stack, paths):
-    """An SMTP sink on the controller's bridge address, and the mail host converged to relay
-    through it with a login; converged back to direct delivery afterwards."""
+def smarthost(stack, paths, tmp_path):
+    """An SMTP sink on the controller's bridge address offering STARTTLS with a self-signed
+    certificate, and the mail host converged to relay through it with a login and the
+    production default mail_relayhost_tls: encrypt; converged back to direct delivery
+    afterwards."""
+    key, cert = tmp_path / "sink.key", tmp_path / "sink.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=sink.lab.invalid",
+         "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
     server = socketserver.ThreadingTCPServer((stack.gateway, 2525), _SinkHandler)
     server.daemon_threads = True
-    server.messages, server.logins = [], []
+    server.messages, server.logins, server.offer_tls = [], [], True
+    server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.tls.load_cert_chain(cert, key)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     mail_hosts = ",".join(h.name for h in stack.hosts if "mail" in h.roles)
     relay = {"mail_relayhost": f"[{stack.gateway}]:2525", "mail_relayhost_username": "podium",
-             "mail_relayhost_password": "sink-password", "mail_relayhost_tls": "may"}
+             "mail_relayhost_password": "sink-password"}
 
     def converge(extra: dict) -> None:
         result = subprocess.run(
@@ -336,17 +361,44 @@ def smarthost(stack, paths):
         server.server_close()
 
 
-def test_smarthost_path_relays_signed_mail_with_the_configured_login(mail, smarthost):
-    message = _message(mail, "reader@example.org")
-    _submit(mail, message)
-    deadline = time.monotonic() + 60
-    while not any(message["Message-ID"].encode() in m["data"] for m in smarthost.messages):
+def _relayed(smarthost, message: EmailMessage, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in smarthost.messages if message["Message-ID"].encode() in m["data"]]
+        if found:
+            return found[0]
         assert time.monotonic() < deadline, "nothing reached the smarthost"
         time.sleep(1)
-    relayed = next(m for m in smarthost.messages if message["Message-ID"].encode() in m["data"])
-    assert b"reader@example.org" in relayed["rcpt"][0]
-    assert b"DKIM-Signature:" in relayed["data"]
-    assert [b"podium", b"sink-password"] in smarthost.logins
+
+
+def test_smarthost_path_requires_tls_and_relays_signed_mail_with_the_login(
+        stack, paths, mail, smarthost):
+    """With the production default (mail_relayhost_tls: encrypt) a smarthost that offers no
+    STARTTLS gets nothing, not even the login (the mail waits, deferred); once it offers
+    STARTTLS, the waiting mail and new mail are relayed, DKIM-signed, over TLS only."""
+    run = lambda command: _on_mail_host(stack, paths, mail, command)  # noqa: E731
+    assert run("postconf -h smtp_tls_security_level").stdout.strip() == "encrypt"
+    smarthost.offer_tls = False
+    waiting = _message(mail, "reader@example.org")
+    _submit(mail, waiting)
+    deadline = time.monotonic() + 60
+    while "TLS is required" not in (queue := run("sudo postqueue -j").stdout):
+        assert time.monotonic() < deadline, f"the message should wait, deferred: {queue}"
+        time.sleep(1)
+    assert "reader@example.org" in queue
+    assert smarthost.messages == [] and smarthost.logins == []
+
+    smarthost.offer_tls = True
+    assert run("sudo postqueue -f").returncode == 0
+    fresh = _message(mail, "reader@example.org")
+    _submit(mail, fresh)
+    for message in (waiting, fresh):
+        relayed = _relayed(smarthost, message)
+        assert relayed["tls"], "relayed without TLS"
+        assert b"reader@example.org" in relayed["rcpt"][0]
+        assert b"DKIM-Signature:" in relayed["data"]
+    assert smarthost.logins and all(entry["tls"] for entry in smarthost.logins)
+    assert {tuple(entry["login"]) for entry in smarthost.logins} == {(b"podium", b"sink-password")}
 
 
 def test_renewal_by_certbot_alone_reaches_postfix_and_dovecot(stack, paths, mail):
