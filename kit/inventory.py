@@ -74,6 +74,9 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 # The zone the cloud stacks publish (kit/dns_records.py), for the lab's dns
                 # role; DKIM is added by the dns role from the key the mail role generates.
                 "podium_dns_records": [_record(r) for r in dns_records.records(stack, public, {})],
+                # The MTA-STS policy file the edges serve (empty: no mail host), the one whose
+                # hash is the id in the _mta-sts record above.
+                "podium_mta_sts_policy": dns_records.mta_sts_policy(stack) or "",
                 "podium_dns_reverse_zone": dns_records.reverse_zone(stack.network.cidr),
                 "podium_dns_reverse_records": [_record(r) for r in
                                                dns_records.ptr_records(stack, private)],

@@ -16,6 +16,12 @@ REPO = Path(__file__).resolve().parents[2]
 SELECTOR = yaml.safe_load(
     (REPO / "playbooks/group_vars/all/mail.yml").read_text())["mail_dkim_selector"]
 
+# The role's values as the kit configures them: its defaults, overridden by the wiring.
+ROLE_VALUES = {
+    **yaml.safe_load((REPO / "roles/mail/defaults/main.yml").read_text()),
+    **yaml.safe_load((REPO / "playbooks/group_vars/all/mail.yml").read_text()),
+}
+
 testinfra_hosts = ["ansible://mail"]
 
 
@@ -98,3 +104,35 @@ def test_postfix_exporter_reads_the_queue(host, host_vars, stack_vars):
     assert value(text, "postfix_up") == 1
     queues = samples(text, "postfix_showq_message_age_seconds_count")
     assert any('queue="deferred"' in labels for labels in queues), queues
+
+
+def _postconf(host, *args: str) -> str:
+    """postconf's output (by full path: /usr/sbin is not on the admin user's PATH)."""
+    result = host.run_expect([0], " ".join(["/usr/sbin/postconf", *args]))
+    return result.stdout
+
+
+@pytest.mark.parametrize(("parameter", "variable"), [
+    ("message_size_limit", "mail_message_size_limit"),
+    ("smtpd_recipient_limit", "mail_recipient_limit"),
+    ("smtpd_client_message_rate_limit", "mail_client_message_rate_limit"),
+    ("smtpd_client_connection_rate_limit", "mail_client_connection_rate_limit"),
+    ("smtpd_client_auth_rate_limit", "mail_client_auth_rate_limit"),
+])
+def test_postfix_limits_are_the_roles(host, parameter, variable):
+    assert _postconf(host, "-h", parameter).strip() == str(ROLE_VALUES[variable])
+
+
+def test_submission_has_its_own_message_rate_limit(host):
+    value = _postconf(host, "-P", "submission/inet/smtpd_client_message_rate_limit")
+    assert value.strip().endswith(f"= {ROLE_VALUES['mail_submission_message_rate_limit']}")
+
+
+def test_client_rate_limits_are_counted_by_anvil_per_minute(host):
+    """The rate limits above are anvil's counts: the service exists, its window is a minute
+    (the unit the role's variables are in), and only loopback is exempt."""
+    assert _postconf(host, "-M", "anvil/unix").split()[-1] == "anvil"
+    assert _postconf(host, "-h", "anvil_rate_time_unit").strip() == "60s"
+    exempt = _postconf(host, "-xh", "smtpd_client_event_limit_exceptions").split()
+    assert exempt == _postconf(host, "-xh", "mynetworks").split()
+    assert all(n.startswith(("127.", "[::1]", "[::ffff:127.")) for n in exempt), exempt

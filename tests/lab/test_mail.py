@@ -12,8 +12,10 @@ import base64
 import email
 import email.utils
 import json
+import shlex
 import smtplib
 import socketserver
+import ssl
 import subprocess
 import threading
 import time
@@ -21,11 +23,16 @@ import uuid
 from email.message import EmailMessage
 
 import pytest
+import yaml
 from labmail import Imap, mail_host, wait_in_mailbox
 from test_platform import _app_cli, _call, _json, publisher, site  # noqa: F401  (fixtures)
 
-from kit import ssh
+from kit import dns_records, edgehttp, ssh
 from kit.paths import REPO
+
+# The signing selector is set in the mail role's wiring (not in the inventory).
+SELECTOR = yaml.safe_load(
+    (REPO / "playbooks/group_vars/all/mail.yml").read_text())["mail_dkim_selector"]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +89,14 @@ def test_dkim_signature_verifies_against_the_key_in_the_lab_dns(stack, paths, ma
     message = _message(mail, f"postmaster@{mail['domain']}")
     _submit(mail, message)
     raw = wait_in_mailbox(mail, "postmaster", message["Subject"])
+    _assert_dkim_verifies(stack, paths, mail, raw)
+
+
+def _assert_dkim_verifies(stack, paths, mail, raw: bytes) -> None:
+    """The message as delivered carries a DKIM signature of the domain by the active selector,
+    and opendkim-testmsg on the mail host (key fetched from the lab DNS) verifies it."""
     assert b"DKIM-Signature:" in raw and f"d={mail['domain']};".encode() in raw
+    assert f"s={SELECTOR};".encode() in raw
     # Drop the headers added after signing (delivery), as a receiver sees the message.
     received = email.message_from_bytes(raw)
     del received["Return-Path"], received["Delivered-To"]
@@ -101,6 +115,42 @@ def test_spf_record_authorises_the_mail_hosts_address(stack, paths, mail):
     assert address == [mail["address"]]
 
 
+def _dig(stack, paths, mail, name: str, kind: str) -> list[str]:
+    """The answer of the lab DNS (the mail host's resolver) for ``name`` ``kind``."""
+    result = _on_mail_host(stack, paths, mail, f"dig +short {name} {kind}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("\n")[:-1]
+
+
+@pytest.fixture(scope="module")
+def edges(stack):
+    found = [str(h.address) for h in stack.hosts if "edge" in h.roles]
+    if not found:
+        pytest.skip("the stack has no edge host to serve the MTA-STS policy")
+    return found
+
+
+def test_every_edge_serves_the_mta_sts_policy_the_dns_announces(stack, paths, mail, edges):
+    """A sending MTA's view (RFC 8461): the _mta-sts TXT id, then the policy over HTTPS from
+    mta-sts.<domain> with a certificate valid for that name (lab CA), text/plain, no
+    redirect; the policy names the MX the zone publishes, and the id is the one of this text."""
+    tls = edgehttp.context((paths.state / "acme" / "root.pem").read_text())
+    (announced,) = _dig(stack, paths, mail, f"_mta-sts.{mail['domain']}", "TXT")
+    (mx,) = _dig(stack, paths, mail, mail["domain"], "MX")
+    for edge in edges:
+        answer = edgehttp.request(edge, f"mta-sts.{mail['domain']}",
+                                  "/.well-known/mta-sts.txt", tls)
+        assert answer.status == 200, (edge, answer.status)
+        assert answer.headers["content-type"].split(";")[0] == "text/plain"
+        text = answer.body.decode()
+        policy = dict(line.split(": ", 1) for line in text.split("\r\n") if line)
+        assert policy["version"] == "STSv1" and policy["mode"] in ("enforce", "testing")
+        assert policy["mx"] == mx.split()[-1].rstrip(".") == mail["name"]
+        assert int(policy["max_age"]) >= 86400
+        assert announced == f'"v=STSv1; id={dns_records.mta_sts_id(text)}"'
+        assert edgehttp.request(edge, f"mta-sts.{mail['domain']}", "/", tls).status == 404
+
+
 def test_unauthenticated_mail_to_a_foreign_domain_is_refused(mail):
     with _Smtp(mail, 25) as smtp:
         smtp.starttls(context=mail["context"])
@@ -108,6 +158,27 @@ def test_unauthenticated_mail_to_a_foreign_domain_is_refused(mail):
         smtp.mail(f"someone@{mail['domain']}")
         code, reply = smtp.rcpt("victim@example.org")
     assert code == 554 and b"Relay access denied" in reply
+
+
+def test_port_25_refuses_a_message_over_the_size_limit_with_552(stack, paths, mail):
+    """SIZE in EHLO is the configured limit, and a message over it that does not declare its
+    size is still refused after DATA with 552 (the limit is enforced, not only announced)."""
+    limit = int(_on_mail_host(stack, paths, mail,
+                              "/usr/sbin/postconf -h message_size_limit").stdout)
+    assert limit > 0
+    with _Smtp(mail, 25) as smtp:
+        smtp.starttls(context=mail["context"])
+        smtp.ehlo()
+        assert int(smtp.esmtp_features["size"]) == limit
+        code, reply = smtp.mail(f"reporter@{mail['domain']}", options=[f"SIZE={limit + 1}"])
+        assert code == 552, reply
+        smtp.rset()
+        assert smtp.mail(f"reporter@{mail['domain']}")[0] == 250
+        assert smtp.rcpt(f"postmaster@{mail['domain']}")[0] == 250
+        line = b"x" * 998 + b"\r\n"
+        body = b"Subject: oversize\r\n\r\n" + line * (limit // len(line) + 2)
+        code, reply = smtp.data(body)
+    assert code == 552 and reply.startswith(b"5.3.4"), reply  # 5.3.4: message too big
 
 
 def test_submission_refuses_auth_before_starttls(mail):
@@ -207,22 +278,36 @@ def test_hard_bounce_reaches_the_bounce_mailbox_with_the_failed_address(mail):
 
 
 class _SinkHandler(socketserver.StreamRequestHandler):
-    """Just enough SMTP for Postfix's client: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
+    """Just enough SMTP for Postfix's client: EHLO, STARTTLS (when the server's
+    ``offer_tls`` is set, with its self-signed certificate; AUTH is then offered only after
+    it, as a provider does), AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
 
     def handle(self) -> None:
         sink = self.server
+        tls = False
         self.wfile.write(b"220 sink.lab.invalid ESMTP\r\n")
         envelope: dict = {"rcpt": []}
         while line := self.rfile.readline():
-            verb = line[:4].upper()
+            verb = line.split()[0].upper() if line.split() else b""
             if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250-sink.lab.invalid\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
+                offer_tls = sink.offer_tls and not tls
+                self.wfile.write(b"250-sink.lab.invalid\r\n"
+                                 + (b"250-STARTTLS\r\n" if offer_tls else b"")
+                                 + (b"" if offer_tls else b"250-AUTH PLAIN\r\n")
+                                 + b"250 8BITMIME\r\n")
+            elif verb == b"STARTTLS" and sink.offer_tls and not tls:
+                self.wfile.write(b"220 2.0.0 ready for TLS\r\n")
+                self.connection = sink.tls.wrap_socket(self.connection, server_side=True)
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb", buffering=0)
+                tls = True
             elif verb == b"AUTH":
                 parts = line.split()
-                sink.logins.append(base64.b64decode(parts[2]).split(b"\0")[1:])
+                sink.logins.append({"tls": tls,
+                                    "login": base64.b64decode(parts[2]).split(b"\0")[1:]})
                 self.wfile.write(b"235 2.7.0 ok\r\n")
             elif verb == b"MAIL":
-                envelope = {"from": line, "rcpt": []}
+                envelope = {"from": line, "rcpt": [], "tls": tls}
                 self.wfile.write(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 envelope["rcpt"].append(line)
@@ -240,16 +325,26 @@ class _SinkHandler(socketserver.StreamRequestHandler):
 
 
 @pytest.fixture()
-def smarthost(stack, paths):
-    """An SMTP sink on the controller's bridge address, and the mail host converged to relay
-    through it with a login; converged back to direct delivery afterwards."""
+def smarthost(stack, paths, tmp_path):
+    """An SMTP sink on the controller's bridge address offering STARTTLS with a self-signed
+    certificate, and the mail host converged to relay through it with a login and the
+    production default mail_relayhost_tls: encrypt; converged back to direct delivery
+    afterwards."""
+    key, cert = tmp_path / "sink.key", tmp_path / "sink.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=sink.lab.invalid",
+         "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
     server = socketserver.ThreadingTCPServer((stack.gateway, 2525), _SinkHandler)
     server.daemon_threads = True
-    server.messages, server.logins = [], []
+    server.messages, server.logins, server.offer_tls = [], [], True
+    server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.tls.load_cert_chain(cert, key)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     mail_hosts = ",".join(h.name for h in stack.hosts if "mail" in h.roles)
     relay = {"mail_relayhost": f"[{stack.gateway}]:2525", "mail_relayhost_username": "podium",
-             "mail_relayhost_password": "sink-password", "mail_relayhost_tls": "may"}
+             "mail_relayhost_password": "sink-password"}
 
     def converge(extra: dict) -> None:
         result = subprocess.run(
@@ -267,17 +362,44 @@ def smarthost(stack, paths):
         server.server_close()
 
 
-def test_smarthost_path_relays_signed_mail_with_the_configured_login(mail, smarthost):
-    message = _message(mail, "reader@example.org")
-    _submit(mail, message)
-    deadline = time.monotonic() + 60
-    while not any(message["Message-ID"].encode() in m["data"] for m in smarthost.messages):
+def _relayed(smarthost, message: EmailMessage, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in smarthost.messages if message["Message-ID"].encode() in m["data"]]
+        if found:
+            return found[0]
         assert time.monotonic() < deadline, "nothing reached the smarthost"
         time.sleep(1)
-    relayed = next(m for m in smarthost.messages if message["Message-ID"].encode() in m["data"])
-    assert b"reader@example.org" in relayed["rcpt"][0]
-    assert b"DKIM-Signature:" in relayed["data"]
-    assert [b"podium", b"sink-password"] in smarthost.logins
+
+
+def test_smarthost_path_requires_tls_and_relays_signed_mail_with_the_login(
+        stack, paths, mail, smarthost):
+    """With the production default (mail_relayhost_tls: encrypt) a smarthost that offers no
+    STARTTLS gets nothing, not even the login (the mail waits, deferred); once it offers
+    STARTTLS, the waiting mail and new mail are relayed, DKIM-signed, over TLS only."""
+    run = lambda command: _on_mail_host(stack, paths, mail, command)  # noqa: E731
+    assert run("/usr/sbin/postconf -h smtp_tls_security_level").stdout.strip() == "encrypt"
+    smarthost.offer_tls = False
+    waiting = _message(mail, "reader@example.org")
+    _submit(mail, waiting)
+    deadline = time.monotonic() + 60
+    while "TLS is required" not in (queue := run("sudo postqueue -j").stdout):
+        assert time.monotonic() < deadline, f"the message should wait, deferred: {queue}"
+        time.sleep(1)
+    assert "reader@example.org" in queue
+    assert smarthost.messages == [] and smarthost.logins == []
+
+    smarthost.offer_tls = True
+    assert run("sudo postqueue -f").returncode == 0
+    fresh = _message(mail, "reader@example.org")
+    _submit(mail, fresh)
+    for message in (waiting, fresh):
+        relayed = _relayed(smarthost, message)
+        assert relayed["tls"], "relayed without TLS"
+        assert b"reader@example.org" in relayed["rcpt"][0]
+        assert b"DKIM-Signature:" in relayed["data"]
+    assert smarthost.logins and all(entry["tls"] for entry in smarthost.logins)
+    assert {tuple(entry["login"]) for entry in smarthost.logins} == {(b"podium", b"sink-password")}
 
 
 def test_renewal_by_certbot_alone_reaches_postfix_and_dovecot(stack, paths, mail):
@@ -339,6 +461,44 @@ def test_app_marks_an_address_that_bounced_hard(site, admin_token, mail):  # noq
         imap.select("INBOX", readonly=True)
         _, found = imap.search(None, "TEXT", f'"{missing}"')
     assert not found[0], "the handled DSN should be gone from the bounce mailbox"
+
+
+def _spf(stack, paths, mail, address: str, sender: str, helo: str) -> str:
+    """SPF (RFC 7208) evaluated by pyspf on the mail host, against the lab DNS: the result for
+    mail from ``sender`` arriving from ``address`` with ``helo``. Debian's python3-spf is
+    installed for it (an evaluator independent of Postfix; the role does not need it)."""
+    install = _on_mail_host(
+        stack, paths, mail, "python3 -c 'import spf' 2>/dev/null || sudo env "
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+        "python3-spf", timeout=300)
+    assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-2000:]
+    check = ("python3 -c 'import spf, sys; print(spf.check2(i=sys.argv[1], s=sys.argv[2], "
+             f"h=sys.argv[3])[0])' {shlex.quote(address)} {shlex.quote(sender)} "
+             f"{shlex.quote(helo)}")
+    result = _on_mail_host(stack, paths, mail, check)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_app_confirmation_mail_is_dkim_signed_and_passes_spf(stack, paths, site, mail):  # noqa: F811
+    """The app's own confirmation mail (sign-up through the edge, the worker submits it),
+    read back over IMAPS: its DKIM signature verifies against the lab DNS, SPF for its
+    envelope sender from the mail host's address passes (and fails from another lab host),
+    and the From domain is the one both are aligned on (DMARC adkim=s, aspf=s)."""
+    tag = uuid.uuid4().hex[:8]
+    name = _signup(site, f"ops+confirm{tag}@{mail['domain']}")
+    raw = wait_in_mailbox(mail, "ops", name, timeout=180)
+    assert f"ops+confirm{tag}@".encode() in raw
+    _assert_dkim_verifies(stack, paths, mail, raw)
+    message = email.message_from_bytes(raw)
+    sender = email.utils.parseaddr(message["Return-Path"])[1]
+    author = email.utils.parseaddr(message["From"])[1]
+    assert sender.rpartition("@")[2] == author.rpartition("@")[2] == mail["domain"], \
+        (sender, author)
+    helo = _on_mail_host(stack, paths, mail, "/usr/sbin/postconf -h myhostname").stdout.strip()
+    assert _spf(stack, paths, mail, mail["address"], sender, helo) == "pass"
+    other = next(str(h.address) for h in stack.hosts if "mail" not in h.roles)
+    assert _spf(stack, paths, mail, other, sender, helo) == "fail"
 
 
 def test_app_mail_sent_while_postfix_is_down_arrives_after_it_returns(

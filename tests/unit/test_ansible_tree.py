@@ -16,7 +16,10 @@ from kit.paths import REPO
 BIN = Path(sys.executable).parent
 
 
-def _playbook(tmp_path: Path, plays: list[dict], extra_env: dict | None = None):
+def _playbook(tmp_path: Path, plays: list[dict], extra_env: dict | None = None,
+              inventory: str = "localhost,"):
+    """Run ``plays`` on the controller (``inventory``: Ansible's -i, by default localhost
+    alone); the process result and the report callback's JSON."""
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump(plays))
     report = tmp_path / "report.json"
@@ -26,7 +29,7 @@ def _playbook(tmp_path: Path, plays: list[dict], extra_env: dict | None = None):
            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"),
            "PODIUM_ANSIBLE_REPORT": str(report), **(extra_env or {})}
     result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)],
+        [str(BIN / "ansible-playbook"), "-i", inventory, "-c", "local", str(playbook)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
     )
     data = json.loads(report.read_text()) if report.is_file() else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from kit import cloudinit, inventory
@@ -99,6 +101,47 @@ def test_dns_records_point_the_platform_at_the_edges_and_mail_at_the_mail_host()
     assert by_key[("_mta-sts", "TXT")][0].startswith('"v=STSv1;')
     assert by_key[("_smtp._tls", "TXT")][0].startswith('"v=TLSRPTv1;')
     assert by_key[("db1", "A")] == ("10.213.0.41",)
+
+
+def test_mta_sts_policy_names_the_mx_and_its_hash_is_the_published_id():
+    from kit.dns_records import mta_sts_id, mta_sts_policy, records
+
+    stack = load_stack("local")
+    ipv4 = {h.name: str(h.address) for h in stack.hosts}
+    policy = mta_sts_policy(stack)
+    assert policy is not None and policy.endswith("\r\n")
+    fields = dict(line.split(": ", 1) for line in policy.split("\r\n") if line)
+    assert fields == {"version": "STSv1", "mode": "enforce", "mx": "mail1.podium.test",
+                      "max_age": "604800"}
+    by_key = {(r.name, r.type): r.values for r in records(stack, ipv4, {})}
+    assert by_key[("_mta-sts", "TXT")] == (f'"v=STSv1; id={mta_sts_id(policy)}"',)
+    assert by_key[("mta-sts", "A")] == by_key[("@", "A")]  # served by the edges
+    assert re.fullmatch(r"[A-Za-z0-9]{1,32}", mta_sts_id(policy))  # RFC 8461's id syntax
+
+
+def test_mta_sts_id_changes_when_the_policy_does():
+    from kit.dns_records import mta_sts_id, mta_sts_policy, records
+
+    stack = load_stack("local")
+    moved = stack.model_copy(update={"hosts": [
+        h.model_copy(update={"name": "mail9"}) if "mail" in h.roles else h for h in stack.hosts]})
+    assert "mx: mail9.podium.test\r\n" in mta_sts_policy(moved)
+    assert mta_sts_id(mta_sts_policy(moved)) != mta_sts_id(mta_sts_policy(stack))
+    ids = [next(r.values for r in records(s, {h.name: str(h.address) for h in s.hosts}, {})
+                if r.name == "_mta-sts") for s in (stack, moved)]
+    assert ids[0] != ids[1]
+
+
+def test_no_mta_sts_policy_without_a_mail_host():
+    from kit.dns_records import mta_sts_policy
+
+    stack = load_stack("local")
+    bare = stack.model_copy(update={"hosts": [h for h in stack.hosts if "mail" not in h.roles]})
+    assert mta_sts_policy(bare) is None
+    built = inventory.build(bare, StackPaths("local"), LAB_KEY)
+    assert built["all"]["vars"]["podium_mta_sts_policy"] == ""
+    assert inventory.build(stack, StackPaths("local"), LAB_KEY)["all"]["vars"][
+        "podium_mta_sts_policy"] == mta_sts_policy(stack)
 
 
 def test_dkim_record_is_published_at_its_selector_split_into_txt_strings():
