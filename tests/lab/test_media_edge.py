@@ -101,3 +101,34 @@ def test_image_post_is_stored_at_the_origin_cached_at_the_edge_and_deleted(
     assert edgehttp.request(site["edge"], media_domain, path + "?again",
                             site["tls"]).status == 404
     assert edgehttp.request(site["edge"], media_domain, preview, site["tls"]).status == 404
+
+
+# The app's max-age for anonymous pages (30 s, decision 0072), then one stale answer while the
+# edge fetches the 404 that replaces the page (decision 0180), and the poll interval.
+PAGE_BOUND = 30 + 5
+
+
+def test_deleted_post_page_leaves_the_edge_within_its_max_age(site, publisher):  # noqa: F811
+    post = _json(_call(site, "POST", "/api/v1/statuses", token=publisher["token"],
+                       body={"status": f"Soon deleted {secrets.token_hex(4)}"}))
+    path = f"/@{publisher['name']}/{post['id']}"
+    assert _call(site, "GET", path).status == 200
+    cached = _call(site, "GET", path)
+    assert (cached.status, cached.headers["x-cache-status"]) == (200, "HIT")
+    assert _call(site, "DELETE", f"/api/v1/statuses/{post['id']}",
+                 token=publisher["token"]).status == 200
+    deleted = time.monotonic()
+    seen = []
+    while True:
+        answer = _call(site, "GET", path)
+        seen.append((round(time.monotonic() - deleted, 1), answer.status,
+                     answer.headers.get("x-cache-status")))
+        if answer.status == 404:
+            break
+        assert time.monotonic() - deleted < PAGE_BOUND, \
+            f"the deleted post's page is still served after {PAGE_BOUND} s: {seen}"
+        time.sleep(1)
+    print(f"post page answered 404 {seen[-1][0]} s after the deletion: {seen[-3:]}")
+    # The 404 is what the edge holds now: it is not served the old page again.
+    again = _call(site, "GET", path)
+    assert (again.status, again.headers["x-cache-status"]) == (404, "HIT")
