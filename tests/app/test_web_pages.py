@@ -163,6 +163,23 @@ def test_unknown_account_and_post_are_html_404s(web, make_user):
         assert answer.headers["content-type"].startswith("text/html")
 
 
+def test_anonymous_404_is_public_so_the_edge_replaces_a_deleted_page(web, make_user, post):
+    """A deleted post's page cached at the edge is replaced by the 404 only if the 404 may be
+    stored (nginx keeps serving the old copy stale otherwise: decision 0180)."""
+    alice = make_user("alice")
+    status = post(alice, "soon gone")
+    path = f"/@alice/{status['id']}"
+    assert "public" in web.get(path).headers["cache-control"]
+    assert web.request("DELETE", f"/api/v1/statuses/{status['id']}",
+                       headers=alice.headers).status_code == 200
+    gone = web.get(path)
+    assert gone.status_code == 404
+    assert gone.headers["cache-control"].startswith("public, max-age=")
+    assert "etag" not in gone.headers and "set-cookie" not in gone.headers
+    web.login("alice")
+    assert web.get(path).headers["cache-control"] == "private, no-store"
+
+
 # --- forms, sessions, CSRF -------------------------------------------------------------
 
 def test_session_cookie_is_secure_httponly_samesite(web, make_user):

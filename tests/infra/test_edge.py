@@ -10,6 +10,7 @@ anchor instead (names and validity are still checked) and the chain test skips, 
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
+from remote_http import group_host, http_from
 
 from kit import edgehttp
 
@@ -228,3 +230,61 @@ def test_cache_hits_and_misses_are_counted(host, host_vars, stack_vars, address,
             return
         time.sleep(1)
     pytest.fail(f"cache counters for {server} went from {before} to {after}, not +1 each")
+
+
+# --- Purges (docs/decisions/0180-edge-purge.md) --------------------------------------------
+
+@pytest.fixture()
+def purge_url(host_vars, stack_vars) -> str:
+    (port,) = [e["port"] for e in stack_vars["podium_role_ports"]["edge"] if "purge" in e["why"]]
+    return f"http://{host_vars['podium_private_address']}:{port}"
+
+
+@pytest.fixture()
+def app_host(pytestconfig, inventory):
+    return group_host(pytestconfig, inventory, "app")[1]
+
+
+@pytest.fixture()
+def origin_url(pytestconfig, inventory, stack_vars) -> str:
+    name, _ = group_host(pytestconfig, inventory, "media")
+    (port,) = [e["port"] for e in stack_vars["podium_role_ports"]["media"] if "metrics" not in e]
+    return f"http://{inventory['all']['hosts'][name]['podium_private_address']}:{port}"
+
+
+def test_purge_listener_listens_on_the_private_address_only(host, host_vars, purge_url):
+    port = int(purge_url.rsplit(":", 1)[1])
+    assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
+
+
+def test_purge_is_refused_to_a_host_that_is_not_an_app_host(host, purge_url):
+    """The edge itself (a private address, but not an app host's) gets 403."""
+    assert http_from(host, "GET", f"{purge_url}/m/00/00/{'0' * 64}.jpg")["status"] == 403
+
+
+def test_purge_answers_only_get(app_host, purge_url):
+    assert http_from(app_host, "DELETE", f"{purge_url}/m/00/00/{'0' * 64}.jpg")["status"] == 403
+
+
+def test_app_host_purge_makes_a_file_deleted_at_the_origin_unreachable(
+        app_host, origin_url, purge_url, address, stack_vars, tls):
+    """The edge keeps serving its cached copy of a file deleted at the origin (HIT) until an
+    app host purges the name; from then on it answers the origin's 404, and so does any
+    query-string variant of the URL (the cache key is the path)."""
+    body = uuid.uuid4().bytes.hex().encode()
+    digest = hashlib.sha256(body).hexdigest()
+    path = f"/m/{digest[:2]}/{digest[2:4]}/{digest}.txt"
+    media = f"media.{stack_vars['podium_domain']}"
+    assert http_from(app_host, "PUT", origin_url + path, body)["status"] in (201, 204)
+    assert edgehttp.request(address, media, path, tls).status == 200
+    cached = edgehttp.request(address, media, path + "?v=2", tls)
+    assert (cached.status, cached.headers["x-cache-status"]) == (200, "HIT")
+    assert http_from(app_host, "DELETE", origin_url + path)["status"] == 204
+    stale = edgehttp.request(address, media, path, tls)
+    assert (stale.status, stale.headers["x-cache-status"]) == (200, "HIT"), \
+        "the edge no longer held the copy: nothing left to prove"
+
+    assert http_from(app_host, "GET", purge_url + path)["status"] == 404
+    for variant in (path, path + "?v=2"):
+        after = edgehttp.request(address, media, variant, tls)
+        assert (after.status, after.headers["x-cache-status"]) == (404, "HIT"), variant

@@ -8,11 +8,10 @@ Python's urllib, so the source address is the real one the origin's rules see.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
-import testinfra
 from exporter_checks import listening_addresses, metrics_port, scrape, value
+from remote_http import group_host, http_from
 
 testinfra_hosts = ["ansible://media"]
 
@@ -21,39 +20,6 @@ BODY = b"podium media origin test\n"
 DIGEST = hashlib.sha256(BODY).hexdigest()
 PATH = f"/m/{DIGEST[:2]}/{DIGEST[2:4]}/{DIGEST}.txt"
 
-# Runs on a lab host: one HTTP request, prints {"status": N, "headers": {...}}.
-_CLIENT = r"""
-import json, sys, urllib.request, urllib.error
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
-req = urllib.request.Request(url, data=body, method=method)
-try:
-    with urllib.request.urlopen(req, timeout=10) as r:
-        out = {"status": r.status, "headers": dict(r.headers), "body": r.read().decode()}
-except urllib.error.HTTPError as e:
-    out = {"status": e.code, "headers": dict(e.headers), "body": ""}
-print(json.dumps(out))
-"""
-
-
-def _group_host(pytestconfig, inventory, group):
-    names = list((inventory["all"]["children"].get(group) or {}).get("hosts") or {})
-    if not names:
-        pytest.skip(f"the stack has no {group} host")
-    return names[0], testinfra.get_host(
-        f"ansible://{names[0]}", ansible_inventory=pytestconfig.option.ansible_inventory)
-
-
-def _http_from(remote, method: str, url: str, body: bytes | None = None) -> dict:
-    args = [method, url] + ([body.decode()] if body is not None else [])
-    result = remote.run("python3 -c " + _quote(_CLIENT) + " " + " ".join(map(_quote, args)))
-    assert result.rc == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\"'\"'") + "'"
-
-
 @pytest.fixture()
 def origin_url(host_vars):
     return f"http://{host_vars['podium_private_address']}:{PORT}"
@@ -61,12 +27,12 @@ def origin_url(host_vars):
 
 @pytest.fixture()
 def app_host(pytestconfig, inventory):
-    return _group_host(pytestconfig, inventory, "app")[1]
+    return group_host(pytestconfig, inventory, "app")[1]
 
 
 @pytest.fixture()
 def edge_host(pytestconfig, inventory):
-    return _group_host(pytestconfig, inventory, "edge")[1]
+    return group_host(pytestconfig, inventory, "edge")[1]
 
 
 def test_nginx_running_and_enabled(host):
@@ -81,9 +47,9 @@ def test_origin_listens_only_on_the_private_address(host, host_vars):
 
 
 def test_app_host_can_put_then_edge_reads_it_as_immutable(app_host, edge_host, origin_url):
-    put = _http_from(app_host, "PUT", origin_url + PATH, BODY)
+    put = http_from(app_host, "PUT", origin_url + PATH, BODY)
     assert put["status"] in (201, 204), put
-    got = _http_from(edge_host, "GET", origin_url + PATH)
+    got = http_from(edge_host, "GET", origin_url + PATH)
     assert got["status"] == 200
     assert got["body"] == BODY.decode()
     assert "immutable" in got["headers"]["Cache-Control"]
@@ -91,8 +57,8 @@ def test_app_host_can_put_then_edge_reads_it_as_immutable(app_host, edge_host, o
 
 
 def test_path_that_is_not_content_addressed_is_not_immutable(app_host, origin_url):
-    assert _http_from(app_host, "PUT", origin_url + "/other/name.txt", b"x")["status"] in (201, 204)
-    got = _http_from(app_host, "GET", origin_url + "/other/name.txt")
+    assert http_from(app_host, "PUT", origin_url + "/other/name.txt", b"x")["status"] in (201, 204)
+    got = http_from(app_host, "GET", origin_url + "/other/name.txt")
     assert got["status"] == 200
     assert "immutable" not in got["headers"]["Cache-Control"]
 
@@ -101,21 +67,19 @@ def test_path_that_is_not_content_addressed_is_not_immutable(app_host, origin_ur
 def test_edge_host_may_not_write(edge_host, origin_url, method):
     body = b"intruder" if method == "PUT" else None
     target = origin_url + ("/m/intruder/" if method == "MKCOL" else PATH)
-    assert _http_from(edge_host, method, target, body)["status"] == 403
+    assert http_from(edge_host, method, target, body)["status"] == 403
 
 
 def test_non_reader_is_refused_even_for_get(host, origin_url):
     """The media host itself is neither an app host nor an edge: refused like any stranger."""
-    result = host.run(
-        "python3 -c " + _quote(_CLIENT) + f" GET {origin_url + PATH}")
-    assert json.loads(result.stdout)["status"] == 403
+    assert http_from(host, "GET", origin_url + PATH)["status"] == 403
 
 
 def test_app_host_can_delete(app_host, origin_url):
     path = "/m/00/00/" + "0" * 64 + ".bin"
-    assert _http_from(app_host, "PUT", origin_url + path, b"to delete")["status"] in (201, 204)
-    assert _http_from(app_host, "DELETE", origin_url + path)["status"] == 204
-    assert _http_from(app_host, "GET", origin_url + path)["status"] == 404
+    assert http_from(app_host, "PUT", origin_url + path, b"to delete")["status"] in (201, 204)
+    assert http_from(app_host, "DELETE", origin_url + path)["status"] == 204
+    assert http_from(app_host, "GET", origin_url + path)["status"] == 404
 
 
 def test_nginx_exporter_listens_on_the_private_address_and_reads_stub_status(

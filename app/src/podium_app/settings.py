@@ -7,6 +7,7 @@ The app role writes them into an env file (PODIUM_ENV_FILE points at it, default
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -114,6 +115,16 @@ class Settings(BaseSettings):
     media_max_video_seconds: int = Field(300, ge=1)
     media_max_video_pixels: int = Field(4096 * 2304, ge=1)
 
+    # --- edge caches (docs/decisions/0180-edge-purge.md) -----------------------------------
+    # The edges' purge listeners (roles/edge, edge_purge_port), comma separated, each
+    # http://ADDRESS:PORT on the private network. After a deletion the worker asks each to
+    # fetch the deleted names from the origin again, so their cached copies become 404s.
+    # Empty: no edges to purge (./podium dev, one-host stacks).
+    edge_purge_urls: str = ""
+    # Seconds a purge is retried while an edge does not answer. Past the edges' media
+    # ceiling (edge_media_cache_valid, 1 day) the cached copy has expired anyway.
+    edge_purge_retry_seconds: int = Field(86_400, ge=0)
+
     # --- rate limits: "COUNT/SECONDS" per account and per IP --------------------------------
     rate_signup_ip: str = "5/3600"
     rate_login_ip: str = "30/300"
@@ -134,12 +145,25 @@ class Settings(BaseSettings):
             raise ValueError("PODIUM_SECRET_KEY must be at least 32 characters")
         return value
 
+    @field_validator("edge_purge_urls")
+    @classmethod
+    def _purge_urls_are_http(cls, value: str) -> str:
+        for url in (u.strip() for u in value.split(",") if u.strip()):
+            if not re.fullmatch(r"http://[0-9A-Za-z.\-\[\]:]+:[0-9]+/?", url):
+                raise ValueError(f"PODIUM_EDGE_PURGE_URLS: {url!r} is not http://ADDRESS:PORT")
+        return value
+
     def require_secret(self) -> str:
         """The secret key; raises RuntimeError naming the variable when it is unset."""
         key = self.secret_key.get_secret_value()
         if not key:
             raise RuntimeError("PODIUM_SECRET_KEY is not set: put 32+ random characters in it")
         return key
+
+    @property
+    def edge_purge_targets(self) -> list[str]:
+        """The purge listeners of PODIUM_EDGE_PURGE_URLS, without trailing slashes."""
+        return [u.strip().rstrip("/") for u in self.edge_purge_urls.split(",") if u.strip()]
 
     @staticmethod
     def parse_rate(text: str) -> tuple[int, int]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 
-from arq import Retry, cron
+from arq import Retry, cron, func
 
 from podium_app import bounces, instance_settings, mail, queue
 from podium_app.db import Database
@@ -22,6 +23,9 @@ from podium_app.settings import Settings
 
 log = logging.getLogger("podium_app.worker")
 MAX_TRIES = 12
+# A purge is retried until its deadline (PODIUM_EDGE_PURGE_RETRY_SECONDS, 1 day by default):
+# with the backoff capped at 30 minutes a day takes about 56 tries.
+PURGE_MAX_TRIES = 100
 
 
 def _backoff(try_number: int) -> int:
@@ -141,8 +145,57 @@ async def delete_account(ctx: dict, account_id: str) -> dict:
     from podium_app.media import storage
     from podium_app.services import deletion
 
-    return await deletion.purge(ctx["db"], ctx["redis"], storage.from_settings(ctx["settings"]),
-                                account_id)
+    result = await deletion.purge(ctx["db"], ctx["redis"],
+                                  storage.from_settings(ctx["settings"]), account_id)
+    if result.get("names"):
+        await ctx["queue"].enqueue_job("purge_media", result["names"],
+                                       _queue_name=queue.QUEUE_NAME)
+    return result
+
+
+async def purge_media(ctx: dict, names: list[str]) -> dict:
+    """After a deletion (docs/decisions/0180-edge-purge.md): delete at the origin the names
+    no attachment uses any more (again: the request's attempt was best effort), retrying
+    while the origin is away, then queue one purge_edge job per edge, so that one edge being
+    down neither blocks the others nor the deletion."""
+    from podium_app.media import service as media_service
+    from podium_app.media import storage
+
+    settings: Settings = ctx["settings"]
+    async with ctx["db"].sessions() as session:
+        free = await media_service.unreferenced(session, names)
+    store = storage.from_settings(settings)
+    for name in free:
+        try:
+            await asyncio.to_thread(store.delete, name)
+        except storage.StorageError as err:
+            log.warning("media origin: %s, retrying", err)
+            raise Retry(defer=_backoff(ctx.get("job_try", 1))) from err
+    deadline = time.time() + settings.edge_purge_retry_seconds
+    for edge in settings.edge_purge_targets:
+        if free:
+            await ctx["queue"].enqueue_job("purge_edge", edge, free, deadline,
+                                           _queue_name=queue.QUEUE_NAME)
+    return {"deleted": len(free), "edges": len(settings.edge_purge_targets) if free else 0}
+
+
+async def purge_edge(ctx: dict, edge: str, names: list[str], deadline: float) -> dict:
+    """Refresh `names` at one edge's purge listener (media/purge.py). While the edge does not
+    answer, retried with backoff until `deadline` (Unix time): past it, the edge's own
+    ceiling (edge_media_cache_valid) has expired the copy anyway, so the purge is dropped
+    with an error in the log."""
+    from podium_app.media import purge
+
+    try:
+        return await asyncio.to_thread(purge.refresh, edge, names)
+    except purge.PurgeError as err:
+        if time.time() >= deadline:
+            log.error("gave up purging %d names at %s (%s): its cache ceiling covers them",
+                      len(names), edge, err)
+            return {}
+        log.warning("purge at %s failed (%s), retrying", edge, err)
+        raise Retry(defer=min(_backoff(ctx.get("job_try", 1)),
+                              max(1, int(deadline - time.time())))) from err
 
 
 def _startup_for(settings: Settings):
@@ -166,7 +219,8 @@ def worker_settings(settings: Settings) -> dict:
     """Keyword arguments for arq.Worker."""
     return {
         "functions": [send_mail, send_templated_mail, fanout_status, unfan_statuses,
-                      transcode_video, send_digests, delete_account],
+                      transcode_video, send_digests, delete_account, purge_media,
+                      func(purge_edge, max_tries=PURGE_MAX_TRIES)],
         "cron_jobs": [cron(admit_waitlist, second=0, run_at_startup=False),
                       cron(send_digests, minute=7, second=30, run_at_startup=False),
                       cron(process_bounces, second=30, run_at_startup=False)],

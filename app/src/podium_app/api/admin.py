@@ -13,7 +13,9 @@ from sqlalchemy import select
 
 from podium_app import ids, jobs, serializers
 from podium_app.api.deps import AppSettings, Auth, Session, body, body_doc, require, user_of
+from podium_app.api.media import forget as forget_media
 from podium_app.errors import forbidden, not_found, unprocessable
+from podium_app.media import service as media_service
 from podium_app.models import Account, AuditEntry, Report, Status
 from podium_app.pagination import Page, link_header, page_params
 from podium_app.services import deletion, moderation
@@ -208,8 +210,10 @@ async def remove_status(request: Request, session: Session, status_id: str,
     if st is None:
         raise not_found()
     author_id = st.account_id
+    files = await media_service.names_of(session, st.id)
     removed = await moderation.remove_status(session, actor, st)
     await session.commit()
+    await forget_media(request, session, files)
     await jobs.enqueue(request, "unfan_statuses", [str(i) for i in removed], str(author_id))
     return {}
 

@@ -33,6 +33,16 @@ def store_of(request: Request) -> storage.Storage:
     return cached[1]
 
 
+async def forget(request: Request, session, names: list[str]) -> None:
+    """The files of posts whose rows are deleted (committed): deleted at the origin now (best
+    effort), then the purge_media job deletes them again with retries and purges every edge's
+    cached copy (docs/decisions/0180-edge-purge.md)."""
+    if not names:
+        return
+    await service.delete_unreferenced(session, store_of(request), names)
+    await jobs.enqueue(request, "purge_media", sorted(set(names)))
+
+
 async def _upload(request: Request, session, settings, auth: Auth, file: UploadFile,
                   description: str):
     if len(description) > 1500:

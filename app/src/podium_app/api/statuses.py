@@ -21,7 +21,7 @@ from podium_app.api.deps import (
     require,
     user_of,
 )
-from podium_app.api.media import store_of
+from podium_app.api.media import forget as forget_media
 from podium_app.errors import forbidden, not_found, unprocessable
 from podium_app.media import service as media_service
 from podium_app.models import Account, Favourite, Status
@@ -143,8 +143,8 @@ async def delete_status(request: Request, session: Session, settings: AppSetting
     files = await media_service.names_of(session, st.id)
     removed = await service.remove(session, st)
     await session.commit()
-    # Rows went with the post (CASCADE); now its files at the origin.
-    await media_service.delete_unreferenced(session, store_of(request), files)
+    # Rows went with the post (CASCADE); now its files at the origin and the edges.
+    await forget_media(request, session, files)
     await jobs.enqueue(request, "unfan_statuses", [str(i) for i in removed], str(st.account_id))
     return rendered
 

@@ -176,17 +176,24 @@ async def names_of(session: AsyncSession, status_id: uuid.UUID) -> list[str]:
     return [n for row in rows for n in row if n]
 
 
-async def delete_unreferenced(session: AsyncSession, store: storage.Storage,
-                              names: list[str]) -> None:
-    """Delete files no remaining attachment uses (identical uploads share a name)."""
-    for name in set(names):
+async def unreferenced(session: AsyncSession, names: list[str]) -> list[str]:
+    """The names no remaining attachment uses (identical uploads share a name), sorted."""
+    free = []
+    for name in sorted(set(names)):
         used = await session.scalar(select(func.count()).select_from(MediaAttachment).where(
             (MediaAttachment.file_name == name) | (MediaAttachment.preview_name == name)))
-        if used:
-            continue
+        if not used:
+            free.append(name)
+    return free
+
+
+async def delete_unreferenced(session: AsyncSession, store: storage.Storage,
+                              names: list[str]) -> None:
+    """Delete files no remaining attachment uses, at once and best effort: the purge_media
+    job that follows deletes them again with retries, then purges the edges."""
+    for name in await unreferenced(session, names):
         try:
             await asyncio.to_thread(store.delete, name)
         except storage.StorageError as err:
-            # The row is gone; the file is an orphan to sweep (not done yet), never served
-            # from a page. Logged so an operator sees it.
+            # The row is gone; the purge_media job tries again. Logged so an operator sees it.
             log.error("could not delete %s at the media origin: %s", name, err)

@@ -94,4 +94,6 @@ async def purge(db: Database, redis: Redis, store: storage.Storage, account_id: 
                 pipe.zrem(feeds.feed_key(follower), *members)
         pipe.delete(feeds.feed_key(aid), feeds.built_key(aid))
         await pipe.execute()
-    return {"statuses": len(status_ids), "files": len(set(files)), "followers": len(followers)}
+    # The names go on to the purge_media job (origin again with retries, then the edges).
+    return {"statuses": len(status_ids), "files": len(set(files)), "followers": len(followers),
+            "names": sorted(set(files))}

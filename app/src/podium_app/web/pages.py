@@ -59,7 +59,9 @@ class WebRoute(APIRoute):
                 lang = _lang(request, None)
                 message = (lang.gettext("This page does not exist.") if err.status == 404
                            else err.message)
+                # A GET's 404 is public for anonymous visitors (render.cacheable says why).
                 response = render.page(request, "error.html", lang, viewer=None,
+                                       public=request.method in ("GET", "HEAD"),
                                        status_code=err.status, message=message)
                 response.headers.update(err.headers)
                 return response

@@ -2,8 +2,10 @@
 
 Anonymous public pages are cacheable by the edge: `Cache-Control: public, max-age=30,
 stale-while-revalidate=300`, a strong ETag of the body (304 on If-None-Match) and never a
-Set-Cookie. Pages for a signed-in visitor, forms and anything carrying the session cookie
-are `private, no-store`.
+Set-Cookie. So is the anonymous "does not exist" page of a GET, so that the edge replaces
+the copy of a deleted post or account with it (docs/decisions/0180-edge-purge.md).
+Pages for a signed-in visitor, forms and anything carrying the session cookie are
+`private, no-store`.
 """
 
 from __future__ import annotations
@@ -37,8 +39,15 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def cacheable(request: Request, body: bytes, media_type: str) -> Response:
-    """A public answer with an ETag; 304 when the visitor's copy is current."""
+def cacheable(request: Request, body: bytes, media_type: str,
+              status_code: int = 200) -> Response:
+    """A public answer with an ETag; 304 when the visitor's copy is current. A 404 is public
+    too (no ETag): at the edge it replaces the copy of a page that was deleted, which a
+    private 404 never would (nginx would keep serving that copy stale, decision 0180)."""
+    if status_code != 200:
+        headers = {"Cache-Control": PUBLIC_CACHE, "Vary": "Accept-Language"}
+        return security_headers(Response(body, status_code=status_code, media_type=media_type,
+                                         headers=headers))
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE, "Vary": "Accept-Language"}
     match = request.headers.get("if-none-match", "")
@@ -58,8 +67,8 @@ def page(request: Request, template: str, lang: Lang, *, public: bool = False,
         request=request, lang=lang, _=lang.gettext, ngettext=lang.ngettext, csrf=csrf,
         csrf_field=web_session.CSRF_FIELD, settings=instance_settings.of(request), **context)
     encoded = body.encode()
-    if public and not personal and status_code == 200:
-        return cacheable(request, encoded, "text/html; charset=utf-8")
+    if public and not personal and status_code in (200, 404):
+        return cacheable(request, encoded, "text/html; charset=utf-8", status_code)
     response = HTMLResponse(encoded, status_code=status_code,
                             headers={"Cache-Control": PRIVATE_CACHE})
     if csrf is not None:
