@@ -60,9 +60,10 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
     runs on the edge host itself against its loopback, so no traffic leaves the lab host and
-    the edge's rate limits (loopback exempt) do not apply. App hosts run the stand-in
-    (kit/standin.py) when the real app is not deployed: a cached page never reaches it
-    after the first request anyway.
+    the edge's rate limits (loopback exempt) do not apply. The page: with the real app, an
+    anonymous tag page (public, max-age=30: past it the edge serves the copy while it
+    revalidates in the background) and a static twin of its size; where the app port is
+    free, the stand-in's 16 KiB page (kit/standin.py).
     """
     import hashlib
     import secrets
@@ -101,7 +102,8 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
                if standin.start(stack, paths, str(h.address))]
     try:
         # The cached objects: a page from the app (or stand-in), a file on the media origin.
-        page_path = f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
+        page_path = (f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
+                     if started else f"/tags/bench{secrets.token_hex(4)}")
         media_body = secrets.token_bytes(MEDIA_SIZE)
         digest = hashlib.sha256(media_body).hexdigest()
         media_path = f"/m/{digest[:2]}/{digest[2:4]}/{digest}.bin"
@@ -110,13 +112,15 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
            "python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request."
            "Request(sys.argv[1], data=sys.stdin.buffer.read(), method=\"PUT\"), timeout=10)' "
            f"{origin}{media_path}", stdin=media_body)
-        # The static twins, byte for byte the same sizes.
-        on(edge_address, f"sudo sh -c 'head -c {PAGE_SIZE} /dev/urandom > {BENCH_ROOT}/page"
-                         f" && head -c {MEDIA_SIZE} /dev/urandom > {BENCH_ROOT}/media'")
-        time.sleep(5)  # health checks put fresh stand-ins in the pool
+        if started:
+            time.sleep(5)  # health checks put fresh stand-ins in the pool
         lab_root = paths.state / "acme" / "root.pem"  # exported by the acme role
         tls = edgehttp.context(lab_root.read_text() if lab_root.is_file() else
                                on(edge_address, "sudo cat /etc/ssl/podium-edge/fullchain.pem"))
+        page_size = len(edgehttp.request(edge_address, stack.domain, page_path, tls).body)
+        # The static twins, byte for byte the same sizes.
+        on(edge_address, f"sudo sh -c 'head -c {page_size} /dev/urandom > {BENCH_ROOT}/page"
+                         f" && head -c {MEDIA_SIZE} /dev/urandom > {BENCH_ROOT}/media'")
         for name, path in ((stack.domain, page_path), (f"media.{stack.domain}", media_path)):
             for _ in range(2):
                 answer = edgehttp.request(edge_address, name, path, tls)
@@ -149,14 +153,15 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
           "| Median of per-round ratios |")
     print("|---|---|---|---|---|---|")
     for label, size, cached, static in (
-            ("anonymous page", PAGE_SIZE, "page (cached)", "page-size static"),
+            ("anonymous page", page_size, "page (cached)", "page-size static"),
             ("media file", MEDIA_SIZE, "media (cached)", "media-size static")):
         paired = statistics.median(
             c / s for c, s in zip(results[cached], results[static], strict=True))
-        print(f"| {label} | {size // 1024} KiB | {median[cached]:.0f} | {median[static]:.0f} | "
+        print(f"| {label} | {size / 1024:.1f} KiB | {median[cached]:.0f} | {median[static]:.0f} | "
               f"{median[cached] / median[static]:.2f} | **{paired:.2f}** |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
-          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}")
+          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; page "
+          f"https://{stack.domain}{page_path}")
 
 
 # ./podium bench proxy ----------------------------------------------------------------------
