@@ -60,10 +60,11 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
     runs on the edge host itself against its loopback, so no traffic leaves the lab host and
-    the edge's rate limits (loopback exempt) do not apply. The page: with the real app, an
-    anonymous tag page (public, max-age=30: past it the edge serves the copy while it
-    revalidates in the background) and a static twin of its size; where the app port is
-    free, the stand-in's 16 KiB page (kit/standin.py).
+    the edge's rate limits (loopback exempt) do not apply. The page: with the real app, the
+    anonymous public timeline under a new cache key (public, max-age=30: past it the edge
+    serves the copy while it revalidates in the background; its size depends on the posts
+    the stack holds) and a static twin of its size; where the app port is free, the
+    stand-in's 16 KiB page (kit/standin.py).
     """
     import hashlib
     import secrets
@@ -103,7 +104,7 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
     try:
         # The cached objects: a page from the app (or stand-in), a file on the media origin.
         page_path = (f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
-                     if started else f"/tags/bench{secrets.token_hex(4)}")
+                     if started else f"/public?bench={secrets.token_hex(4)}")
         media_body = secrets.token_bytes(MEDIA_SIZE)
         digest = hashlib.sha256(media_body).hexdigest()
         media_path = f"/m/{digest[:2]}/{digest[2:4]}/{digest}.bin"
