@@ -60,9 +60,11 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
     runs on the edge host itself against its loopback, so no traffic leaves the lab host and
-    the edge's rate limits (loopback exempt) do not apply. App hosts run the stand-in
-    (kit/standin.py) when the real app is not deployed: a cached page never reaches it
-    after the first request anyway.
+    the edge's rate limits (loopback exempt) do not apply. The page: with the real app, the
+    anonymous public timeline under a new cache key (public, max-age=30: past it the edge
+    serves the copy while it revalidates in the background; its size depends on the posts
+    the stack holds) and a static twin of its size; where the app port is free, the
+    stand-in's 16 KiB page (kit/standin.py).
     """
     import hashlib
     import secrets
@@ -101,7 +103,8 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
                if standin.start(stack, paths, str(h.address))]
     try:
         # The cached objects: a page from the app (or stand-in), a file on the media origin.
-        page_path = f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
+        page_path = (f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
+                     if started else f"/public?bench={secrets.token_hex(4)}")
         media_body = secrets.token_bytes(MEDIA_SIZE)
         digest = hashlib.sha256(media_body).hexdigest()
         media_path = f"/m/{digest[:2]}/{digest[2:4]}/{digest}.bin"
@@ -110,13 +113,15 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
            "python3 -c 'import sys,urllib.request; urllib.request.urlopen(urllib.request."
            "Request(sys.argv[1], data=sys.stdin.buffer.read(), method=\"PUT\"), timeout=10)' "
            f"{origin}{media_path}", stdin=media_body)
-        # The static twins, byte for byte the same sizes.
-        on(edge_address, f"sudo sh -c 'head -c {PAGE_SIZE} /dev/urandom > {BENCH_ROOT}/page"
-                         f" && head -c {MEDIA_SIZE} /dev/urandom > {BENCH_ROOT}/media'")
-        time.sleep(5)  # health checks put fresh stand-ins in the pool
+        if started:
+            time.sleep(5)  # health checks put fresh stand-ins in the pool
         lab_root = paths.state / "acme" / "root.pem"  # exported by the acme role
         tls = edgehttp.context(lab_root.read_text() if lab_root.is_file() else
                                on(edge_address, "sudo cat /etc/ssl/podium-edge/fullchain.pem"))
+        page_size = len(edgehttp.request(edge_address, stack.domain, page_path, tls).body)
+        # The static twins, byte for byte the same sizes.
+        on(edge_address, f"sudo sh -c 'head -c {page_size} /dev/urandom > {BENCH_ROOT}/page"
+                         f" && head -c {MEDIA_SIZE} /dev/urandom > {BENCH_ROOT}/media'")
         for name, path in ((stack.domain, page_path), (f"media.{stack.domain}", media_path)):
             for _ in range(2):
                 answer = edgehttp.request(edge_address, name, path, tls)
@@ -149,78 +154,161 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
           "| Median of per-round ratios |")
     print("|---|---|---|---|---|---|")
     for label, size, cached, static in (
-            ("anonymous page", PAGE_SIZE, "page (cached)", "page-size static"),
+            ("anonymous page", page_size, "page (cached)", "page-size static"),
             ("media file", MEDIA_SIZE, "media (cached)", "media-size static")):
         paired = statistics.median(
             c / s for c, s in zip(results[cached], results[static], strict=True))
-        print(f"| {label} | {size // 1024} KiB | {median[cached]:.0f} | {median[static]:.0f} | "
+        print(f"| {label} | {size / 1024:.1f} KiB | {median[cached]:.0f} | {median[static]:.0f} | "
               f"{median[cached] / median[static]:.2f} | **{paired:.2f}** |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
-          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}")
+          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; page "
+          f"https://{stack.domain}{page_path}")
 
 
 # ./podium bench proxy ----------------------------------------------------------------------
-def proxy(stack_name: str, runs: int, seconds: int = 20, clients: int = 16) -> None:
-    """Uncached timeline throughput through HAProxy to every app host: a logged-in home
-    timeline (never cached by an edge) and the anonymous public timeline with a cache-busting
-    query (which an edge would pass through). Load from the controller (kit/loadgen.py) to
-    the proxy's private frontend, ``clients`` keep-alive connections, ``runs`` rounds of
-    ``seconds`` per case, alternated; every non-2xx answer is counted and fails the bench.
-    """
-    import itertools
+TARGETS = ("proxy", "edge", "both")
 
+
+def _remote_loadgen(stack, paths, address: str):
+    """A load runner on a lab host: kit/loadgen.py copied to a private temporary folder there,
+    each run's spec (with the token and the CA) on stdin. Returns (run, cleanup)."""
+    import json
+    from pathlib import Path
+
+    from kit import labapi, loadgen, ssh
+
+    folder = labapi.on(stack, paths, address, "umask 077 && mktemp -d")
+    script = Path(loadgen.__file__).read_text()
+    result = ssh.run(paths, stack.admin.user, address, f"cat > {folder}/loadgen.py",
+                     input=script)
+    if result.returncode != 0:
+        raise PodiumError(f"bench: could not copy the load generator to {address}",
+                          "check the host with ./podium ssh", detail=result.stderr[-2000:])
+
+    def run(spec: dict) -> loadgen.Result:
+        answer = ssh.run(paths, stack.admin.user, address, f"python3 {folder}/loadgen.py",
+                         input=json.dumps(spec), timeout=spec["seconds"] + 120)
+        if answer.returncode != 0:
+            raise PodiumError(f"bench: the load generator failed on {address}",
+                              "check the host with ./podium ssh",
+                              detail=answer.stderr[-2000:])
+        return loadgen.from_json(answer.stdout)
+
+    def cleanup() -> None:
+        ssh.run(paths, stack.admin.user, address, f"rm -rf {folder}")
+
+    return run, cleanup
+
+
+def proxy(stack_name: str, runs: int, seconds: int = 20, clients: int = 16,
+          target: str = "proxy") -> None:
+    """Uncached timeline throughput to the app hosts: a logged-in home timeline (never cached
+    by an edge) and the anonymous public timeline with a cache-busting query (which an edge
+    passes through). ``clients`` keep-alive connections, ``runs`` rounds of ``seconds`` per
+    case and target, alternated; every non-2xx answer is counted and fails the bench.
+
+    ``target``: "proxy", HAProxy's private frontend, load from the controller
+    (kit/loadgen.py); "edge", the whole path a visitor's request takes (edge over TLS, HAProxy,
+    app hosts), load from the edge host to its own loopback (the controller would be held to
+    the edge's per-client rate limit; loopback is exempt); "both", the two side by side, both
+    loaded from the edge host so that the edge's hop is the only difference, with the
+    per-round ratio edge/proxy.
+    """
     from kit import labapi, loadgen
     from kit.lab import _load_state
     from kit.stack import role_ports
 
+    if target not in TARGETS:
+        raise PodiumError(f"bench proxy: unknown target '{target}'",
+                          f"choose one of {', '.join(TARGETS)}")
     stack = _load_state(stack_name)
     paths = StackPaths(stack_name)
     if stack is None:
         raise PodiumError(f"stack '{stack_name}' is not up", f"./podium up --stack {stack_name}")
     proxies = [h for h in stack.hosts if "proxy" in h.roles]
     apps = [h for h in stack.hosts if "app" in h.roles]
+    edges = [h for h in stack.hosts if "edge" in h.roles]
     if not proxies or not apps:
         raise PodiumError(f"stack '{stack_name}' has no proxy or no app host",
                           "bench proxy needs HAProxy in front of the real app")
-    target = (str(proxies[0].address),
-              next(p["port"] for p in role_ports()["proxy"] if p["proto"] == "tcp"))
+    if target != "proxy" and not edges:
+        raise PodiumError(f"stack '{stack_name}' has no edge host",
+                          "use --target proxy, or a stack with an edge (e.g. lab-edge)")
+    frontend = (str(proxies[0].address),
+                next(p["port"] for p in role_ports()["proxy"] if p["proto"] == "tcp"))
     app = str(apps[0].address)
     # Data: one publisher with 40 posts, one reader following it.
-    publisher = labapi.account(stack, paths, target, app, "benchpub", publisher=True)
-    reader = labapi.account(stack, paths, target, app, "benchread", publisher=False)
-    labapi.call(stack, target, "POST", f"/api/v1/accounts/{publisher['id']}/follow",
+    publisher = labapi.account(stack, paths, frontend, app, "benchpub", publisher=True)
+    reader = labapi.account(stack, paths, frontend, app, "benchread", publisher=False)
+    labapi.call(stack, frontend, "POST", f"/api/v1/accounts/{publisher['id']}/follow",
                 reader["token"])
     for number in range(40):
-        labapi.call(stack, target, "POST", "/api/v1/statuses", publisher["token"],
+        labapi.call(stack, frontend, "POST", "/api/v1/statuses", publisher["token"],
                     {"status": f"bench post {number}"})
     time.sleep(12)  # past the writers' read-your-writes window: reads may use the replica
-    bust = itertools.count()
     cases = {
         "home timeline (logged in)": dict(
-            path_of=lambda: "/api/v1/timelines/home?limit=20",
+            path="/api/v1/timelines/home?limit=20",
             headers={"Authorization": f"Bearer {reader['token']}"}),
         "public timeline (anonymous, cache-busting)": dict(
-            path_of=lambda: f"/api/v1/timelines/public?limit=20&_={next(bust)}"),
+            path="/api/v1/timelines/public?limit=20&_={n}", headers={}),
     }
-    print(f"proxy bench on {proxies[0].name} -> {', '.join(h.name for h in apps)}: {runs} "
-          f"rounds of {seconds}s per case, {clients} clients", flush=True)
-    results: dict[str, list[loadgen.Result]] = {case: [] for case in cases}
-    for number in range(1, runs + 1):
-        for case, spec in cases.items():
-            result = loadgen.run_for(seconds, address=target[0], port=target[1],
-                                     host=stack.domain, clients=clients, **spec)
-            if result.failed:
-                raise PodiumError(f"bench proxy: {case}: {result.summary()}",
-                                  "check the app hosts' logs (./podium ssh app1 -- sudo "
-                                  "journalctl -u podium-app-web)")
-            results[case].append(result)
-            print(f"round {number}/{runs}: {case}: {result.summary()}", flush=True)
-    print("\n| Request (uncached, through HAProxy) | req/s (median) | median latency | p99 |")
-    print("|---|---|---|---|")
-    for case, rounds in results.items():
-        best = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
-        print(f"| {case} | {statistics.median(r.rate for r in rounds):.0f} | "
-              f"{statistics.median(best.latencies) * 1000:.0f} ms | "
-              f"{best.percentile(0.99) * 1000:.0f} ms |")
+    base = {"host": stack.domain, "seconds": seconds, "clients": clients}
+    cleanup = None
+    if target == "proxy":
+        def on_controller(spec: dict) -> loadgen.Result:
+            return loadgen.run_for(spec["seconds"], address=spec["address"], port=spec["port"],
+                                   host=spec["host"], path_of=loadgen.counted(spec["path"]),
+                                   clients=spec["clients"], headers=spec["headers"])
+        targets = {"HAProxy": (on_controller, {"address": frontend[0], "port": frontend[1]})}
+        where = "the controller"
+    else:
+        on_edge, cleanup = _remote_loadgen(stack, paths, str(edges[0].address))
+        lab_root = paths.state / "acme" / "root.pem"  # exported by the acme role
+        ca_pem = (lab_root.read_text() if lab_root.is_file() else
+                  labapi.on(stack, paths, str(edges[0].address),
+                            "sudo cat /etc/ssl/podium-edge/fullchain.pem"))
+        targets = {"edge": (on_edge, {"address": "127.0.0.1", "port": 443, "ca_pem": ca_pem})}
+        if target == "both":
+            targets = {"HAProxy": (on_edge, {"address": frontend[0], "port": frontend[1]}),
+                       **targets}
+        where = f"{edges[0].name} (the edge host)"
+    print(f"proxy bench, {' and '.join(targets)} -> {proxies[0].name} -> "
+          f"{', '.join(h.name for h in apps)}: {runs} rounds of {seconds}s per case and target,"
+          f" {clients} clients on {where}", flush=True)
+    results: dict[tuple[str, str], list[loadgen.Result]] = {
+        (case, name): [] for case in cases for name in targets}
+    try:
+        for number in range(1, runs + 1):
+            for case, spec in cases.items():
+                for name, (run, address) in targets.items():
+                    result = run({**base, **spec, **address})
+                    if result.failed:
+                        raise PodiumError(f"bench proxy: {case} through {name}: "
+                                          f"{result.summary()}",
+                                          "check the app hosts' logs (./podium ssh app1 -- "
+                                          "sudo journalctl -u podium-app-web) and the edge's "
+                                          "/var/log/nginx/error.log")
+                    results[(case, name)].append(result)
+                    print(f"round {number}/{runs}: {case} through {name}: {result.summary()}",
+                          flush=True)
+    finally:
+        if cleanup is not None:
+            cleanup()
+    print("\n| Request (uncached) | through | req/s (median) | median latency | p99 |")
+    print("|---|---|---|---|---|")
+    for (case, name), rounds in results.items():
+        middle = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
+        print(f"| {case} | {name} | {statistics.median(r.rate for r in rounds):.0f} | "
+              f"{statistics.median(middle.latencies) * 1000:.0f} ms | "
+              f"{middle.percentile(0.99) * 1000:.0f} ms |")
+    if len(targets) == 2:
+        print("\n| Request (uncached) | edge / HAProxy, median of per-round ratios | per round |")
+        print("|---|---|---|")
+        for case in cases:
+            ratios = [e.rate / h.rate for e, h in zip(results[(case, "edge")],
+                                                      results[(case, "HAProxy")], strict=True)]
+            print(f"| {case} | **{statistics.median(ratios):.2f}** | "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)} |")
     print(f"\n{len(apps)} app hosts, {clients} clients, medians over {runs} rounds; load "
-          "generator on the controller (shares the machine's cores with the lab)")
+          f"generator on {where} (shares the machine's cores with the lab)")

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="converge: time site.yml runs on a stack that is up; edge: cached "
                    "page and media on one edge against a same-size static file; app: the "
                    "app's timeline, posting and fan-out figures on synthetic data (no lab "
-                   "needed); proxy: uncached timelines through HAProxy to the app hosts; "
+                   "needed); proxy: uncached timelines through HAProxy (or an edge, "
+                   "--target) to the app hosts; "
                    "resources: memory (PSS) and CPU of each running lab guest")
     _stack_arg(p)
     p.add_argument("--runs", type=int, default=3, help="how many runs (default: 3)")
@@ -111,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="app, proxy: seconds per load run; resources: sampling window (20)")
     p.add_argument("--clients", type=int, default=16,
                    help="proxy: concurrent keep-alive connections (16)")
+    p.add_argument("--target", choices=["proxy", "edge", "both"], default="proxy",
+                   help="proxy: where the load enters: HAProxy's frontend from the controller "
+                   "(proxy, the default), an edge from the edge host itself (edge: edge, "
+                   "HAProxy and app hosts), or both side by side from the edge host")
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
     p.add_argument("--compare-with", metavar="SRC", default=None,
                    help="app: only home reads, alternating --runs times between the app "
@@ -247,7 +252,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if args.what == "edge":
                 bench.edge(args.stack, args.runs)
             elif args.what == "proxy":
-                bench.proxy(args.stack, args.runs, args.seconds, args.clients)
+                bench.proxy(args.stack, args.runs, args.seconds, args.clients, args.target)
             else:
                 bench.converge(args.stack, args.runs)
     elif args.command == "test":

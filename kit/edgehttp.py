@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import http.client
-import socket
 import ssl
 from dataclasses import dataclass
+
+from kit.loadgen import SNIConnection
 
 
 @dataclass
@@ -14,17 +14,6 @@ class Answer:
     status: int
     headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes
-
-
-class _Connection(http.client.HTTPSConnection):
-    def __init__(self, address: str, server_name: str, context: ssl.SSLContext,
-                 timeout: float) -> None:
-        super().__init__(address, 443, context=context, timeout=timeout)
-        self._server_name = server_name
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name)
 
 
 def context(trusted_pem: str | None) -> ssl.SSLContext:
@@ -38,7 +27,7 @@ def context(trusted_pem: str | None) -> ssl.SSLContext:
 def request(address: str, server_name: str, path: str, ctx: ssl.SSLContext,
             method: str = "GET", headers: dict[str, str] | None = None,
             body: bytes | None = None, timeout: float = 10) -> Answer:
-    conn = _Connection(address, server_name, ctx, timeout)
+    conn = SNIConnection(address, 443, server_name, ctx, timeout)
     try:
         conn.request(method, path, body=body, headers={"Host": server_name, **(headers or {})})
         resp = conn.getresponse()

@@ -1,7 +1,7 @@
 """The deployed app, from the controller: its command on an app host (over SSH) and its API
 through the proxy's private frontend (plain HTTP, lab addresses only).
 
-Used by tests/lab/test_deploy.py and ./podium bench proxy.
+Used by tests/lab/test_deploy.py, tests/lab/test_edge.py and ./podium bench proxy.
 """
 
 from __future__ import annotations
@@ -25,6 +25,22 @@ def on(stack, paths, address: str, command: str) -> str:
         raise PodiumError(f"'{command}' failed on {address}", "check the host with ./podium ssh",
                           detail=result.stderr[-2000:])
     return result.stdout.strip()
+
+
+# HAProxy's runtime API on the proxy host (roles/proxy), and its app backend's name.
+HAPROXY_SOCKET = "/run/haproxy/admin.sock"
+HAPROXY_BACKEND = "app"
+# Run as root on the proxy host: one runtime API command (argv[2]), prints the answer.
+HAPROXY_RUNTIME = (
+    "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+    "s.sendall(sys.argv[2].encode()+b\"\\n\"); "
+    "print(b\"\".join(iter(lambda: s.recv(65536), b\"\")).decode())' "
+)
+
+
+def haproxy(stack, paths, proxy_address: str, command: str) -> str:
+    """The answer of HAProxy's runtime API to ``command`` (e.g. "show stat")."""
+    return on(stack, paths, proxy_address, f"sudo {HAPROXY_RUNTIME}{HAPROXY_SOCKET} '{command}'")
 
 
 def call(stack, proxy: tuple[str, int], method: str, path: str, token: str | None = None,

@@ -1,16 +1,24 @@
 """A small, bounded HTTP load generator for the lab: steady GETs from a few client threads to
-one address (the proxy's private frontend), every answer counted.
+one address (the proxy's private frontend, or an edge over TLS), every answer counted.
 
-Used by tests/lab/test_deploy.py (requests during a rolling deploy must all succeed) and by
-``./podium bench proxy`` (uncached timeline throughput through HAProxy). Lab addresses only:
-the caller passes an address of its own stack. Plain HTTP/1.1 with keep-alive, one
+Used by tests/lab/test_deploy.py (requests during a rolling deploy must all succeed),
+tests/lab/test_edge.py (a client loop through the edge while app hosts stop) and
+``./podium bench proxy`` (uncached timeline throughput through HAProxy or an edge). Lab
+addresses only: the caller passes an address of its own stack. HTTP/1.1 with keep-alive, one
 connection per client, reconnecting after an error (which is counted as a failure).
+
+Standard library only: ``./podium bench proxy --target edge`` copies this file to the edge
+host and runs it there (``python3 loadgen.py`` with a JSON run spec on stdin, see ``main``).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
+import socket
+import ssl
 import statistics
+import sys
 import threading
 import time
 from collections import Counter
@@ -52,31 +60,52 @@ class Result:
                 f"p99 {self.percentile(0.99) * 1000:.0f} ms")
 
 
+class SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, with another name (the platform's) in SNI and in the
+    certificate check: the lab has no public DNS for its domain."""
+
+    def __init__(self, address: str, port: int, server_name: str, context: ssl.SSLContext,
+                 timeout: float) -> None:
+        super().__init__(address, port, context=context, timeout=timeout)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.server_name)
+
+
 class Load:
     """``clients`` threads sending GET ``path_of()`` to ``address:port`` until ``stop()``
-    (or ``max_seconds``), pausing ``pause`` seconds between a client's requests.
+    (or ``max_seconds``), pausing ``pause`` seconds between a client's requests. With
+    ``tls`` (a client context), HTTPS with ``host`` in SNI.
 
     Use as a context manager: the load runs inside the ``with`` block.
     """
 
     def __init__(self, address: str, port: int, host: str, path_of: Callable[[], str],
                  clients: int = 4, pause: float = 0.0, headers: dict[str, str] | None = None,
-                 max_seconds: float = 900, timeout: float = 15) -> None:
+                 max_seconds: float = 900, timeout: float = 15,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.address, self.port, self.host = address, port, host
         self.path_of, self.clients, self.pause = path_of, clients, pause
         self.headers = {"Host": host, **(headers or {})}
-        self.max_seconds, self.timeout = max_seconds, timeout
+        self.max_seconds, self.timeout, self.tls = max_seconds, timeout, tls
         self.result = Result()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = 0.0
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.tls is None:
+            return http.client.HTTPConnection(self.address, self.port, timeout=self.timeout)
+        return SNIConnection(self.address, self.port, self.host, self.tls, self.timeout)
 
     def _client(self) -> None:
         conn: http.client.HTTPConnection | None = None
         deadline = self._started + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             if conn is None:
-                conn = http.client.HTTPConnection(self.address, self.port, timeout=self.timeout)
+                conn = self._connection()
             began = time.monotonic()
             try:
                 conn.request("GET", self.path_of(), headers=self.headers)
@@ -88,7 +117,8 @@ class Load:
                     conn = None
             except (OSError, http.client.HTTPException) as err:
                 reason = type(err).__name__
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 conn = None
             took = time.monotonic() - began
             with self.result.lock:
@@ -127,3 +157,44 @@ def run_for(seconds: float, **kwargs) -> Result:
     with Load(**kwargs) as load:
         time.sleep(seconds)
     return load.result
+
+
+def counted(template: str) -> Callable[[], str]:
+    """Paths from ``template`` with ``{n}`` replaced by 0, 1, 2, ... (one counter shared by
+    every client): a new URL per request, which no cache has seen."""
+    counter = iter(range(10**12))
+    lock = threading.Lock()
+
+    def path_of() -> str:
+        with lock:
+            return template.replace("{n}", str(next(counter)))
+    return path_of
+
+
+def main() -> None:
+    """One run from a JSON spec on stdin; prints the Result as JSON on stdout.
+
+    Spec: ``address``, ``port``, ``host``, ``path`` (a ``counted`` template), ``seconds``,
+    ``clients``; optional ``headers`` (object), ``ca_pem`` (HTTPS, trusting only this PEM).
+    Secrets such as a bearer token travel on stdin, never on a command line.
+    """
+    spec = json.load(sys.stdin)
+    tls = None
+    if spec.get("ca_pem"):
+        tls = ssl.create_default_context(cadata=spec["ca_pem"])
+    result = run_for(spec["seconds"], address=spec["address"], port=spec["port"],
+                     host=spec["host"], path_of=counted(spec["path"]),
+                     clients=spec["clients"], headers=spec.get("headers"), tls=tls)
+    json.dump({"ok": result.ok, "failed": result.failed, "reasons": dict(result.reasons),
+               "latencies": result.latencies, "seconds": result.seconds}, sys.stdout)
+
+
+def from_json(text: str) -> Result:
+    """The Result ``main`` printed."""
+    data = json.loads(text)
+    return Result(ok=data["ok"], failed=data["failed"], reasons=Counter(data["reasons"]),
+                  latencies=data["latencies"], seconds=data["seconds"])
+
+
+if __name__ == "__main__":
+    main()

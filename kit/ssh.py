@@ -52,10 +52,11 @@ def port_open(address: str, port: int = 22, timeout: float = 1.0) -> bool:
 
 
 def run(paths: StackPaths, user: str, address: str, command: str, timeout: float = 60,
-        strict: bool = True) -> subprocess.CompletedProcess:
+        strict: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """``command`` on a lab host; ``input`` is its stdin (text)."""
     return subprocess.run(
         ["ssh", *base_args(paths, strict), f"{user}@{address}", command],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, input=input,
     )
 
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import pytest
 
+from kit.labapi import HAPROXY_RUNTIME, HAPROXY_SOCKET
+
 testinfra_hosts = ["ansible://proxy"]
 
 FRONTEND_PORT = 8080
 METRICS_PORT = 8405
-SOCKET = "/run/haproxy/admin.sock"
-
-# Runs on the proxy host as root: one command on the runtime API, prints the answer.
-_RUNTIME = (
-    "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-    "s.sendall(sys.argv[2].encode()+b\"\\n\"); "
-    "print(b\"\".join(iter(lambda: s.recv(65536), b\"\")).decode())' "
-)
+SOCKET = HAPROXY_SOCKET
 
 
 def _runtime(host, command: str) -> str:
     with host.sudo():
-        result = host.run(_RUNTIME + f"{SOCKET} '{command}'")
+        result = host.run(HAPROXY_RUNTIME + f"{SOCKET} '{command}'")
     assert result.rc == 0, result.stderr
     return result.stdout
 
