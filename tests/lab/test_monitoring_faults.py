@@ -394,7 +394,7 @@ def test_blocking_the_backup_repository_fires_wal_archiving_and_mails_the_operat
 def test_the_watchdog_pings_the_deadmansswitch_until_prometheus_dies(stack, paths, monitoring):
     """The dead-man's switch (docs/runbooks/watchdog.md), with the receiver standing in for
     the outside service: Watchdog pings arrive every interval; with Prometheus stopped they
-    stop (after Alertmanager's copy of the alert expires, 4 minutes after the last
+    stop (after Alertmanager's copy of the alert expires, up to 4 minutes after the last
     evaluation: the switch's grace period must cover that), and resume once it is back.
     Runs last: Prometheus is down for several minutes."""
     mon = next(h for h in stack.hosts if "monitoring" in h.roles)
