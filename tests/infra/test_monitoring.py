@@ -13,6 +13,8 @@ import urllib.request
 
 import pytest
 
+from kit import health
+
 testinfra_hosts = ["ansible://monitoring"]
 
 PROMETHEUS_PORT = 9090
@@ -138,3 +140,28 @@ def test_alertmanager_config_routes_by_alert_name_with_inhibition(alertmanager):
     config = _get(f"{alertmanager}/api/v2/status")["config"]["original"]
     assert "group_by:\n  - alertname" in config
     assert 'alertname="HostDown"' in config.replace(" = ", "=").replace('"', '"')
+
+
+def test_status_health_has_every_figure_for_every_host(inventory, prometheus):
+    """./podium status --health's own queries (kit/health.py) against this Prometheus: every
+    inventory host has every figure, each in its range, and the Watchdog is among the alerts."""
+    hosts = set(inventory["all"]["hosts"])
+    deadline = time.monotonic() + 120  # cpu % is a 5-minute rate: two scrapes after a boot
+    while True:
+        figures = health.host_figures(prometheus)
+        missing = {h: sorted(set(health.FIGURES) - set(figures.get(h, {}))) for h in hosts}
+        missing = {h: names for h, names in missing.items() if names}
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(10)
+    assert not missing, f"figures missing for: {missing}"
+    for host in hosts:
+        values = figures[host]
+        assert values["targets up"] == values["targets"] >= 1, host
+        for name in ("cpu %", "mem %", "disk %"):
+            assert 0 <= values[name] <= 100, (host, name, values[name])
+        assert values["load1"] >= 0, host
+    alerts = health.firing_alerts(prometheus)
+    assert health.ALWAYS_FIRING in {a.name for a in alerts}
+    report = health.render(alerts, figures, prometheus)
+    assert all(host in report for host in hosts)

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
 
 testinfra_hosts = ["ansible://postgres"]
 
 VERSION = "17"
 UNIT = f"postgresql@{VERSION}-main"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
@@ -194,6 +196,26 @@ def test_postgres_exporter_reports_replication_for_the_alerts(host, role, host_v
         for name in list(inventory["all"]["children"]["postgres"]["hosts"])[1:]:
             slot = name.replace("-", "_")
             assert [v for labels, v in active.items() if f'slot_name="{slot}"' in labels] == [1]
+
+
+def test_postgres_exporter_reports_wal_archiving_for_the_alerts(host, role, host_vars,
+                                                               stack_vars, inventory):
+    """The series WalArchiveTooOld and WalArchiveFailing read, on the primary (the only host
+    that archives, and only with a backup host in the stack): present, and the last archive
+    younger than the alert's limit."""
+    if role != "primary":
+        pytest.skip("only the primary archives WAL")
+    if not (inventory["all"]["children"].get("backup") or {}).get("hosts"):
+        pytest.skip("no backup host in the stack: WAL archiving is off")
+    defaults = yaml.safe_load((REPO / "roles/monitoring/defaults/main.yml").read_text())
+    limit = defaults["monitoring_alert_wal_archive_max_age_minutes"] * 60
+    text = scrape(host, host_vars["podium_private_address"],
+                  metrics_port(stack_vars, "postgres", "postgres"))
+    age = value(text, "pg_stat_archiver_last_archive_age")
+    assert 0 <= age < limit, f"last WAL archived {age:.0f}s ago (WalArchiveTooOld at {limit}s)"
+    # WalArchiveFailing's counters.
+    assert value(text, "pg_stat_archiver_archived_count") >= 1
+    assert value(text, "pg_stat_archiver_failed_count") >= 0
 
 
 def test_monitoring_role_reads_statistics_but_no_data(host, role):

@@ -2,12 +2,14 @@
 
 The disk alert's normal `for:` (5 minutes for critical) is too long for a test, so the
 monitoring hosts are converged for the duration with ``monitoring_alert_for_override=10s``
-(every rule's `for:` becomes 10 s; the thresholds and expressions are the real ones) and a
-webhook to a small receiver on the controller's bridge address; the fixture converges them
-back to the normal settings afterwards. Alertmanager's own timings (group_wait 30 s) are the
-production ones. With a mail host in the stack, the replication and backup faults also end
-with the alert mail read over IMAPS from the operator's mailbox (podium:admin.email, which
-the mail role gives a mailbox when it is on the platform's domain).
+(every rule's `for:` becomes 10 s; the thresholds and expressions are the real ones), a
+webhook to a small receiver on the controller's bridge address, and the dead-man's switch
+pointed at the same receiver (pinged every 15 s instead of 5 minutes); the fixture
+converges them back to the normal settings afterwards. Alertmanager's own timings
+(group_wait 30 s) are the production ones. With a mail host in the stack, the disk,
+replication and backup faults end with the alert mail read over IMAPS from the operator's
+mailbox (podium:admin.email, which the mail role gives a mailbox when it is on the
+platform's domain).
 
 Measured and printed (docs/perf.md): seconds from the fault to the alert firing in
 Prometheus and to its notification arriving at the webhook.
@@ -35,14 +37,21 @@ FOR_OVERRIDE = "10s"
 FILL_MOUNT = "/var/lib/podium-fault-disk"
 
 
-# Webhook payloads received, with the time they arrived.
+WATCHDOG_PATH = "/watchdog"
+WATCHDOG_INTERVAL = 15  # seconds: monitoring_deadmansswitch_interval for the test
+
+# Webhook payloads received, with the time they arrived; the dead-man's switch's pings.
 RECEIVED: list[tuple[float, dict]] = []
+WATCHDOG: list[float] = []
 
 
 class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        RECEIVED.append((time.monotonic(), json.loads(body)))
+        if self.path == WATCHDOG_PATH:
+            WATCHDOG.append(time.monotonic())
+        else:
+            RECEIVED.append((time.monotonic(), json.loads(body)))
         self.send_response(200)
         self.end_headers()
 
@@ -66,11 +75,14 @@ def _wait(what: str, condition, timeout: float, every: float = 3.0):
 
 
 def _converge_monitoring(stack, paths, label: str, *extra: str) -> None:
-    """Converge the monitoring hosts with the test settings (short `for:`, the webhook to
-    this controller) and ``extra`` arguments."""
+    """Converge the monitoring hosts with the test settings (short `for:`, the webhook and the
+    dead-man's switch on this controller) and ``extra`` arguments."""
+    receiver = f"http://{stack.gateway}:{WEBHOOK_PORT}"
     run_playbook(paths, "playbooks/site.yml", label, [
         "--limit", "monitoring", "-e", f"monitoring_alert_for_override={FOR_OVERRIDE}",
-        "-e", f"monitoring_webhook_url=http://{stack.gateway}:{WEBHOOK_PORT}/alerts", *extra],
+        "-e", f"monitoring_webhook_url={receiver}/alerts",
+        "-e", f"monitoring_deadmansswitch_url={receiver}{WATCHDOG_PATH}",
+        "-e", f"monitoring_deadmansswitch_interval={WATCHDOG_INTERVAL}s", *extra],
         echo=False)
 
 
@@ -314,3 +326,94 @@ def test_a_backup_older_than_its_limit_fires_the_backup_alert_and_mails_the_oper
         _converge_monitoring(stack, paths, "converge-fault-backup-age-undo")
     _wait("BackupTooOld to resolve", lambda: _alert(monitoring, "BackupTooOld") is None,
           timeout=180)
+
+
+def _run_on(stack, paths, host, command: str, timeout: int = 120) -> str:
+    result = ssh.run(paths, stack.admin.user, str(host.address), command, timeout=timeout)
+    assert result.returncode == 0, f"{host.name}: {command}: {result.stderr}"
+    return result.stdout
+
+
+def test_blocking_the_backup_repository_fires_wal_archiving_and_mails_the_operator(
+        stack, paths, monitoring):
+    """A real backup fault: the pgBackRest TLS server on the backup host stopped (the
+    repository unreachable), then a write and a WAL switch on the primary. archive_command
+    fails, WalArchiveFailing fires from the primary's pg_stat_archiver counters (failures,
+    no file archived for 5 minutes) and reaches the webhook
+    and the operator's mailbox; with the server started again the primary's retries get the
+    WAL through (archived count rises) and the alert resolves."""
+    backup = next((h for h in stack.hosts if "backup" in h.roles), None)
+    if backup is None:
+        pytest.skip(f"stack '{stack.name}' has no backup host")
+    primary, _replica = _postgres_hosts(stack)
+
+    def archiver() -> tuple[int, int]:
+        out = _run_on(stack, paths, primary, "sudo -u postgres psql -XAtc "
+                      "'SELECT archived_count, failed_count FROM pg_stat_archiver'")
+        archived, failed = out.strip().split("|")
+        return int(archived), int(failed)
+
+    assert _alert(monitoring, "WalArchiveFailing") is None, "WAL archiving already fails"
+    archived_before, failed_before = archiver()
+    started_at = time.time()
+    _run_on(stack, paths, backup, "sudo systemctl stop pgbackrest-server")
+    blocked = time.monotonic()
+    try:
+        # Something to archive: a WAL record (no table needed) and a switch to a new segment.
+        _run_on(stack, paths, primary, "sudo -u postgres psql -XAtq "
+                "-c \"SELECT pg_logical_emit_message(false, 'podium-fault-test', 'x')\" "
+                "-c 'SELECT pg_switch_wal()'")
+        alert = _wait("WalArchiveFailing firing", lambda: (
+            a := _alert(monitoring, "WalArchiveFailing", host=primary.name))
+            and a["state"] == "firing" and a, timeout=480)  # 5-minute window: see the rule
+        fired = time.monotonic()
+        assert alert["labels"]["severity"] == "critical"
+        assert alert["annotations"]["runbook_url"].endswith("/backup-age.md")
+        archived, failed = archiver()
+        assert failed > failed_before and archived == archived_before, (
+            "the alert fired without archive_command failing")
+        at, _ = _wait("WalArchiveFailing at the webhook", lambda: _notified(
+            "WalArchiveFailing", "firing", host=primary.name), timeout=180)
+        subject = _operator_mail(stack, paths, "WalArchiveFailing", started_at)
+        mailed = time.monotonic()
+        assert "WalArchiveFailing" in subject
+        print(f"\nrepository blocked -> WalArchiveFailing firing: {fired - blocked:.0f}s; "
+              f"-> webhook: {at - blocked:.0f}s; -> mail in {stack.admin.email}: "
+              f"{mailed - blocked:.0f}s ({failed - failed_before} failed archive attempts)")
+    finally:
+        _run_on(stack, paths, backup, "sudo systemctl start pgbackrest-server")
+    unblocked = time.monotonic()
+    _wait("archiving to catch up", lambda: archiver()[0] > archived_before, timeout=240)
+    caught_up = time.monotonic()
+    _wait("WalArchiveFailing to resolve", lambda: _alert(
+        monitoring, "WalArchiveFailing", host=primary.name) is None, timeout=180)
+    print(f"repository back -> WAL archived: {caught_up - unblocked:.0f}s; -> alert gone "
+          f"from Prometheus: {time.monotonic() - unblocked:.0f}s")
+
+
+def test_the_watchdog_pings_the_deadmansswitch_until_prometheus_dies(stack, paths, monitoring):
+    """The dead-man's switch (docs/runbooks/watchdog.md), with the receiver standing in for
+    the outside service: Watchdog pings arrive every interval; with Prometheus stopped they
+    stop (after Alertmanager's copy of the alert expires, up to 4 minutes after the last
+    evaluation: the switch's grace period must cover that), and resume once it is back.
+    Runs last: Prometheus is down for several minutes."""
+    mon = next(h for h in stack.hosts if "monitoring" in h.roles)
+    seen = len(WATCHDOG)
+    _wait("two Watchdog pings", lambda: len(WATCHDOG) >= seen + 2,
+          timeout=WATCHDOG_INTERVAL * 4 + 60)
+    gaps = [b - a for a, b in zip(WATCHDOG[seen:], WATCHDOG[seen + 1:], strict=False)]
+    assert all(gap < WATCHDOG_INTERVAL * 3 for gap in gaps), gaps
+    silence = WATCHDOG_INTERVAL * 4
+    _run_on(stack, paths, mon, "sudo systemctl stop prometheus")
+    stopped = time.monotonic()
+    try:
+        _wait(f"the pings to stop ({silence}s without one)",
+              lambda: time.monotonic() - WATCHDOG[-1] > silence, timeout=420, every=5)
+        last = WATCHDOG[-1]
+        print(f"\nprometheus stopped -> last Watchdog ping: {last - stopped:.0f}s; the switch "
+              f"sees {silence}s of silence at {last - stopped + silence:.0f}s")
+    finally:
+        _run_on(stack, paths, mon, "sudo systemctl start prometheus")
+    restarted = time.monotonic()
+    _wait("the pings to resume", lambda: WATCHDOG[-1] > restarted, timeout=180)
+    print(f"prometheus started -> pings again: {WATCHDOG[-1] - restarted:.0f}s")

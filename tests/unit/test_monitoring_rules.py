@@ -263,6 +263,17 @@ def test_alertmanager_routing_with_amtool(tmp_path):
     assert route("alertname=DiskSpaceLow", "severity=warning") == "operator"
 
 
+def test_the_watchdog_is_resent_every_deadmansswitch_interval():
+    """The switch's ping period: 5 minutes by default, shorter for the lab's fault test."""
+    for interval in ("5m", "15s"):
+        config = yaml.safe_load(_alertmanager(**MAIL, monitoring_deadmansswitch_url="http://d/p",
+                                              monitoring_deadmansswitch_interval=interval))
+        (watchdog,) = [r for r in config["route"]["routes"]
+                       if r["matchers"] == ['alertname = "Watchdog"']]
+        assert watchdog["receiver"] == "deadmansswitch"
+        assert watchdog["repeat_interval"] == watchdog["group_interval"] == interval
+
+
 def test_tls_probes_go_through_the_loopback_blackbox_exporter():
     (edge,) = [s for s in _scrape_config()["scrape_configs"] if s["job_name"] == "tls-edge"]
     assert edge["metrics_path"] == "/probe"
