@@ -6,9 +6,12 @@ from it, media and secrets back from the backup host -> verify against the manif
 and read back through the proxy. Reports RTO and RPO, and every lost write by ID.
 
 failover: a steady writer posts through the proxy; the primary's host stops; the replica is
-promoted; Ansible gives it PgBouncer and points the app at it (playbooks/failover.yml); the
-old primary comes back as the new replica. Reports the write-unavailability window and
-every lost acknowledged write.
+promoted, and the app's next connections find it on their own (its URL lists every
+PostgreSQL host with target_session_attrs=read-write, PgBouncer runs on each: decision 0160);
+the old primary comes back fenced (PostgreSQL not started at boot) and site.yml rebuilds it as
+the new replica and moves what follows the primary (backups, monitoring, the app's host
+order), off the write path. Reports the write-unavailability window and every lost
+acknowledged write.
 
 Both save a Markdown report with a timeline chart in docs/drills/ (decision 0111).
 """
@@ -34,6 +37,7 @@ from kit.drillkit import (
     MEDIA_ROOT,
     PG_CLUSTER,
     PG_DATA,
+    PG_START_CONF,
     STANZA,
     Api,
     Remote,
@@ -413,9 +417,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         remote.wait_primary(new, 120)
         record_primary(paths, new)
 
-    with tl.step(f"Repoint the app to {new}, then give it PgBouncer (playbooks/failover.yml)"):
-        run_playbook(paths, "playbooks/failover.yml", "drill-failover",
-                     ["--limit", ",".join([new, *groups["app"]])], echo=False)
+    with tl.step(f"Wait for writes to resume (the app finds {new} by itself: no repointing)"):
         deadline = time.monotonic() + 120
         while writer.first_ok_after(stopped) is None and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -430,6 +432,11 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
 
     with tl.step(f"Rebuild {old} as the new replica (site.yml)"):
         machine = Machine(stack, stack.host(old), paths)
+        # Fence: the old primary must not come back accepting writes, or the app (which lists
+        # every PostgreSQL host) could write there. Its cluster is disabled before it boots
+        # (pg_ctlcluster and the unit refuse to start it); the postgres role sets start.conf
+        # back to "auto" in the converge that makes it a replica.
+        (machine.root / PG_START_CONF.lstrip("/")).write_text("disabled\n")
         machine.boot()
         lab.wait_all(stack, paths, [machine], tl.progress)
         # Keep what the old primary had (it may hold writes that never reached the replica)
@@ -439,7 +446,8 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
                    f"-g postgres -m 0700 {PG_DATA}")
         run_playbook(paths, "playbooks/site.yml", "drill-rebuild",
                      ["--limit", ",".join([*groups["postgres"], *groups.get("backup", []),
-                                           *groups["app"]])], echo=False)
+                                           *groups["app"], *groups.get("monitoring", [])])],
+                     echo=False)
         if remote.in_recovery(old) is not True:
             raise PodiumError(f"{old} did not come back as a replica")
 
@@ -470,7 +478,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"| failed write requests | {len(writer.failures)} "
         f"({len(failed_in_window)} in the window) |",
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
-        "| other pauses in writes over 2 s (app restarts while repointing) | "
+        "| other pauses in writes over 2 s (e.g. the app restarting in the rebuild) | "
         + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in gaps
                      if g > 2 and not (resumed and abs(a + g - resumed) < 0.01)) or "none")
         + " |",

@@ -39,6 +39,8 @@ APP_CLI = ("sudo -u podium-app env PODIUM_ENV_FILE=/etc/podium/app.env "
 # The postgres role's cluster (Debian 13: PostgreSQL 17) and the media role's origin folder.
 PG_CLUSTER = "17-main"
 PG_DATA = "/var/lib/postgresql/17/main"
+# Debian's per-cluster boot switch: auto (start at boot), manual, disabled.
+PG_START_CONF = "/etc/postgresql/17/main/start.conf"
 MEDIA_ROOT = "/srv/media"
 STANZA = "podium"
 # Ansible reads group_vars next to the inventory: the kit records the current primary there

@@ -143,24 +143,22 @@ def test_pg_hba_refuses_hosts_that_are_not_app_hosts(host_vars):
     assert b"no pg_hba.conf entry" in reply
 
 
-def test_pgbouncer_runs_only_on_the_primary(host, role, host_vars):
-    if role == "primary":
-        assert host.service("pgbouncer").is_running
-        assert host.service("pgbouncer").is_enabled
-        assert _listening(host, 6432) == {host_vars["podium_private_address"], "127.0.0.1"}
-    else:
-        assert not _listening(host, 6432)
+def test_pgbouncer_runs_on_every_host(host, host_vars):
+    """On the replicas too: the app lists every host and a promoted replica takes writes at
+    once (decision 0160)."""
+    assert host.service("pgbouncer").is_running
+    assert host.service("pgbouncer").is_enabled
+    assert _listening(host, 6432) == {host_vars["podium_private_address"], "127.0.0.1"}
 
 
 def test_pgbouncer_answers_in_transaction_mode(host, role, stack_vars):
-    if role != "primary":
-        pytest.skip("PgBouncer runs on the primary")
     password = _secret(stack_vars, "postgres-app")
     query = host.run(
-        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d podium -c 'SELECT 41 + 1'",
-        password)
+        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d podium "
+        "-c 'SELECT 41 + 1' -c 'SHOW transaction_read_only'", password)
     assert query.rc == 0, query.stderr
-    assert query.stdout.strip() == "42"
+    # What the app's target_session_attrs=read-write asks: only the primary's sessions write.
+    assert query.stdout.split() == ["42", "off" if role == "primary" else "on"]
     pools = host.run("PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d pgbouncer "
                      "-c 'SHOW POOLS'", password)
     assert pools.rc == 0, pools.stderr
@@ -205,21 +203,16 @@ def test_monitoring_role_reads_statistics_but_no_data(host, role):
     assert _sql(host, "SELECT has_database_privilege('podium_monitor', 'podium', 'CREATE')") == "f"
 
 
-def test_exporter_credentials_are_readable_by_root_only(host, role):
-    files = ["/etc/default/prometheus-postgres-exporter"]
-    if role == "primary":
-        files.append("/etc/default/prometheus-pgbouncer-exporter")
+def test_exporter_credentials_are_readable_by_root_only(host):
+    files = ["/etc/default/prometheus-postgres-exporter",
+             "/etc/default/prometheus-pgbouncer-exporter"]
     with host.sudo():
         for path in files:
             assert (host.file(path).user, host.file(path).mode) == ("root", 0o600), path
 
 
-def test_pgbouncer_exporter_runs_on_the_primary_on_the_private_address(host, role, host_vars,
-                                                                        stack_vars):
+def test_pgbouncer_exporter_runs_on_the_private_address(host, host_vars, stack_vars):
     port = metrics_port(stack_vars, "postgres", "pgbouncer")
-    if role != "primary":
-        assert not listening_addresses(host, port)
-        return
     assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
     text = scrape(host, host_vars["podium_private_address"], port)
     assert value(text, "pgbouncer_up") == 1
