@@ -53,10 +53,6 @@ def make_engine(url: str, settings: Settings, pgbouncer: bool | None = None) -> 
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": lambda: f"__podium_{uuid.uuid4().hex}__",
         }
-    if "host" in make_url(url).query:
-        # Hosts in the query (libpq's form): SQLAlchemy hands the driver's arguments, the host
-        # and port lists among them, to this function instead of asyncpg.connect.
-        connect_args["async_creator_fn"] = HostList(settings.database_connect_timeout).connect
     return create_async_engine(
         url,
         pool_size=settings.database_pool_size,
@@ -64,8 +60,18 @@ def make_engine(url: str, settings: Settings, pgbouncer: bool | None = None) -> 
         # A pooled connection to a host that went away is dropped when it is checked out,
         # not handed to a request.
         pool_pre_ping=True,
-        connect_args=connect_args,
+        connect_args={**connect_args, **host_list_args(url, settings)},
     )
+
+
+def host_list_args(url: str, settings: Settings) -> dict:
+    """``connect_args`` for an engine on ``url``: with hosts in its query (libpq's form),
+    SQLAlchemy hands the driver's arguments, the host and port lists among them, to a
+    HostList instead of asyncpg.connect. Every engine on the app's URLs needs them (asyncpg's
+    own host list would refuse a promoted replica's PgBouncer: see HostList)."""
+    if "host" not in make_url(url).query:
+        return {}
+    return {"async_creator_fn": HostList(settings.database_connect_timeout).connect}
 
 
 # What each target_session_attrs value accepts, by whether the session is read-only; the
