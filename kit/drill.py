@@ -51,6 +51,7 @@ from kit.drillkit import (
     publisher,
     record_primary,
     timeline_chart,
+    write_outage,
     write_report,
 )
 from kit.errors import PodiumError
@@ -411,6 +412,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
     marks["primary stopped"] = stopped
     with tl.step(f"Stop the primary's host {old}"):
         Machine(stack, stack.host(old), paths).stop()
+    # A clean shutdown still answers requests sent in its first moments (they are real,
+    # acknowledged writes): the outage is the gap around the moment the host is gone.
+    gone = time.time()
 
     with tl.step(f"Promote {new}"):
         remote.run(new, f"sudo pg_ctlcluster {PG_CLUSTER.replace('-', ' ')} promote")
@@ -419,11 +423,11 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
 
     with tl.step(f"Wait for writes to resume (the app finds {new} by itself: no repointing)"):
         deadline = time.monotonic() + 120
-        while writer.first_ok_after(stopped) is None and time.monotonic() < deadline:
+        while writer.first_ok_after(gone) is None and time.monotonic() < deadline:
             time.sleep(0.5)
-        resumed = writer.first_ok_after(stopped)
+        resumed = writer.first_ok_after(gone)
         if resumed:
-            marks["writes resume"] = resumed
+            marks["first write after"] = resumed
             tl.note(f"first write acknowledged {resumed - stopped:.1f}s after the stop")
 
     with tl.step("Keep writing 10s on the new primary"):
@@ -459,13 +463,17 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         tl.note(f"{len(lost)} of {len(writer.acked)} acknowledged writes lost; streaming: "
                 f"{', '.join(r[0] for r in streaming) or 'none'}")
 
-    # The window is the gap in acknowledgements that the first write after the stop ends.
-    last_ok = writer.last_ok_before(resumed - 1e-6) if resumed else writer.last_ok_before(
-        stopped)
+    # Writes the stopping primary still acknowledged are real; the outage is measured from the
+    # acknowledgements themselves (drillkit.write_outage), up to when they flow steadily again.
+    outage = write_outage([w.at for w in writer.acked], stopped)
+    last_ok, steady = outage if outage else (writer.last_ok_before(stopped) or stopped, None)
+    window = (steady - last_ok) if steady else float("nan")
+    if steady:
+        marks["writes flow again"] = steady
     acks = sorted(w.at for w in writer.acked)
-    gaps = sorted(((b - a, a) for a, b in itertools.pairwise(acks)), reverse=True)
-    window = (resumed - (last_ok or stopped)) if resumed else float("nan")
-    failed_in_window = [f for f in writer.failures if f[0] >= (last_ok or stopped)]
+    pauses = [(b - a, a) for a, b in itertools.pairwise(acks)
+              if b - a > 2 and last_ok <= a and (steady is None or b <= steady)]
+    failed_in_window = [f for f in writer.failures if f[0] >= last_ok]
     lines = [
         f"# Failover drill on stack `{stack.name}`, "
         f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
@@ -473,15 +481,18 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}`",
         "",
         "| figure | value |", "|---|---|",
-        f"| write-unavailability (last write before the stop → first write after) | "
-        f"**{fmt_seconds(window) if resumed else 'writes never resumed'}** |",
+        "| write-unavailability (last write acknowledged before the outage → writes flowing "
+        f"again, no gap over 2 s) | **{fmt_seconds(window) if steady else 'writes never resumed'}**"
+        " |",
+        "| first write acknowledged after the old primary's host was gone | "
+        + (f"{fmt_seconds(resumed - stopped)} after the stop began" if resumed else "none")
+        + " |",
         f"| failed write requests | {len(writer.failures)} "
         f"({len(failed_in_window)} in the window) |",
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
-        "| other pauses in writes over 2 s (e.g. the app restarting in the rebuild) | "
-        + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in gaps
-                     if g > 2 and not (resumed and abs(a + g - resumed) < 0.01)) or "none")
-        + " |",
+        "| pauses over 2 s inside the outage | "
+        + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in pauses)
+           or "none") + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
         "",
@@ -499,7 +510,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f".podium/{stack.name}/group_vars/all/: later converges keep {new} as the primary.",
     ]
     report = write_report("failover", stack, lines)
-    return Result(bool(resumed and not lost and streaming), report, {
+    return Result(bool(steady and not lost and streaming), report, {
         "window": window, "failed": len(writer.failures), "acked": len(writer.acked),
         "lost": [w.id for w in lost], "new_primary": new, "streaming": len(streaming)})
 

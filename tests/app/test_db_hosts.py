@@ -92,6 +92,14 @@ def test_the_host_chosen_last_is_tried_first(host_list, calls):
     assert calls == ["primary"]
 
 
+def test_a_host_that_did_not_answer_is_tried_last(host_list, calls):
+    asyncio.run(_database(host_list, ["gone", "primary"], "read-write"))
+    calls.clear()
+    assert asyncio.run(_database(host_list, ["gone", "standby"],
+                                 "prefer-standby")) == "podium_standby"
+    assert calls == ["standby"]
+
+
 def test_reads_prefer_the_standby(host_list):
     assert asyncio.run(_database(host_list, ["primary", "standby"],
                                  "prefer-standby")) == "podium_standby"

@@ -93,14 +93,19 @@ class HostList:
 
     asyncpg takes host lists too, but under one timeout for the whole list: a host that does
     not answer at all (a stopped server whose address drops packets) would use it up before
-    the next host is tried. Here each host gets ``timeout`` seconds, and the host chosen last
-    time is tried first. A session is read-only when ``transaction_read_only`` is on (a hot
-    standby, or a database set read-only); it is asked with a query, not read from the
-    parameters the server reports at login, which PgBouncer answers from its cache."""
+    the next host is tried. Here each host gets ``timeout`` seconds; the host chosen last time
+    is tried first, and a host that failed to answer in the last ``retry_after`` seconds last
+    (so after a primary dies only the first connection of a process waits for it). A session
+    is read-only when ``transaction_read_only`` is on (a hot standby, or a database set
+    read-only); it is asked with a query, not read from the parameters the server reports at
+    login, which PgBouncer answers from its cache (stale after a promotion)."""
 
     timeout: float
     connect_fn: Callable[..., Awaitable[asyncpg.Connection]] = asyncpg.connect
+    retry_after: float = 30.0
+    clock: Callable[[], float] = time.monotonic
     preferred: tuple[str, int] | None = None
+    failed: dict[tuple[str, int], float] = field(default_factory=dict)
 
     async def connect(self, *, host: str | list[str], port: int | list[int] | None = None,
                       target_session_attrs: str = "any", **options) -> asyncpg.Connection:
@@ -112,10 +117,10 @@ class HostList:
         accepts = SESSION_KINDS[target_session_attrs]
         hosts = [host] if isinstance(host, str) else list(host)
         ports = port if isinstance(port, list) else [port or 5432] * len(hosts)
-        targets = list(zip(hosts, ports, strict=True))
-        if self.preferred in targets:
-            targets.remove(self.preferred)
-            targets.insert(0, self.preferred)
+        now = self.clock()
+        targets = sorted(zip(hosts, ports, strict=True), key=lambda target: (
+            now - self.failed.get(target, -self.retry_after) < self.retry_after,
+            target != self.preferred))
         fallback: tuple[tuple[str, int], asyncpg.Connection] | None = None
         refused = []
         for target in targets:
@@ -129,9 +134,11 @@ class HostList:
             except (OSError, TimeoutError, asyncpg.PostgresError,
                     asyncpg.InterfaceError) as err:
                 refused.append(f"{target[0]}:{target[1]}: {type(err).__name__}: {err}")
+                self.failed[target] = self.clock()
                 if conn is not None:
                     conn.terminate()
                 continue
+            self.failed.pop(target, None)
             if accepts(read_only):
                 if fallback is not None:
                     fallback[1].terminate()
