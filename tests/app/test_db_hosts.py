@@ -21,18 +21,7 @@ from podium_app import migrate
 from podium_app.db import HostList, make_engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
-
-
-def _run(statements: list[str], url: str) -> None:
-    async def go() -> None:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        async with engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-        await engine.dispose()
-
-    asyncio.run(go())
+from test_replica_reads import _run
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +37,7 @@ def hosts(base_settings, silent) -> dict[str, dict]:
     url = make_url(base_settings.database_url)
     _run(["DROP DATABASE IF EXISTS podium_standby", "CREATE DATABASE podium_standby",
           "ALTER DATABASE podium_standby SET default_transaction_read_only = on"],
-         base_settings.database_url)
+         base_settings.database_url, autocommit=True)
     real = {"host": url.host, "port": url.port or 5432, "user": url.username,
             "password": url.password}
     return {"primary": {**real, "database": url.database},
