@@ -432,9 +432,11 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
 
     with tl.step("Keep writing 10s on the new primary"):
         time.sleep(10)
-        writer.stop()
 
-    with tl.step(f"Rebuild {old} as the new replica (site.yml)"):
+    # The writer goes on through the rebuild: what the converge does to the new primary and
+    # the app (reloads, an app restart for its new host order) shows as pauses of its own.
+    rebuild_began = time.time()
+    with tl.step(f"Rebuild {old} as the new replica (site.yml), still writing"):
         machine = Machine(stack, stack.host(old), paths)
         # Fence: the old primary must not come back accepting writes, or the app (which lists
         # every PostgreSQL host) could write there. Its cluster is disabled before it boots
@@ -454,6 +456,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
                      echo=False)
         if remote.in_recovery(old) is not True:
             raise PodiumError(f"{old} did not come back as a replica")
+        writer.stop()
 
     with tl.step("Count lost writes; check the replica streams"):
         present = present_ids(remote, new, "statuses", [w.id for w in writer.acked])
@@ -465,7 +468,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
 
     # Writes the stopping primary still acknowledged are real; the outage is measured from the
     # acknowledgements themselves (drillkit.write_outage), up to when they flow steadily again.
-    outage = write_outage([w.at for w in writer.acked], stopped)
+    outage = write_outage([w.at for w in writer.acked if w.at < rebuild_began], stopped)
     last_ok, steady = outage if outage else (writer.last_ok_before(stopped) or stopped, None)
     window = (steady - last_ok) if steady else float("nan")
     if steady:
@@ -473,7 +476,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
     acks = sorted(w.at for w in writer.acked)
     pauses = [(b - a, a) for a, b in itertools.pairwise(acks)
               if b - a > 2 and last_ok <= a and (steady is None or b <= steady)]
-    failed_in_window = [f for f in writer.failures if f[0] >= last_ok]
+    failed_in_window = [f for f in writer.failures if last_ok <= f[0] < rebuild_began]
+    rebuild_pauses = [(b - a, a) for a, b in itertools.pairwise(acks)
+                      if b - a > 2 and a >= rebuild_began]
     lines = [
         f"# Failover drill on stack `{stack.name}`, "
         f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
@@ -490,9 +495,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"| failed write requests | {len(writer.failures)} "
         f"({len(failed_in_window)} in the window) |",
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
-        "| pauses over 2 s inside the outage | "
-        + (", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - tl.started)}" for g, a in pauses)
-           or "none") + " |",
+        "| pauses over 2 s inside the outage | " + _pauses(pauses, tl.started) + " |",
+        f"| pauses over 2 s while {old} was rebuilt (writes went on) | "
+        + _pauses(rebuild_pauses, tl.started) + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
         "",
@@ -513,6 +518,10 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
     return Result(bool(steady and not lost and streaming), report, {
         "window": window, "failed": len(writer.failures), "acked": len(writer.acked),
         "lost": [w.id for w in lost], "new_primary": new, "streaming": len(streaming)})
+
+
+def _pauses(pauses: list[tuple[float, float]], t0: float) -> str:
+    return ", ".join(f"{fmt_seconds(g)} at +{fmt_seconds(a - t0)}" for g, a in pauses) or "none"
 
 
 def _kinds(writer: Writer) -> dict[str, int]:
