@@ -436,6 +436,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
     # The writer goes on through the rebuild: what the converge does to the new primary and
     # the app (reloads, an app restart for its new host order) shows as pauses of its own.
     rebuild_began = time.time()
+    # One post a second from here: the rebuild takes minutes, and at five a second the writer
+    # would reach the app's post limit (rate_post_account, 300 per account in 3 hours).
+    writer.interval = 1.0
     with tl.step(f"Rebuild {old} as the new replica (site.yml), still writing"):
         machine = Machine(stack, stack.host(old), paths)
         # Fence: the old primary must not come back accepting writes, or the app (which lists
@@ -496,7 +499,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"({len(failed_in_window)} in the window) |",
         f"| acknowledged writes | {len(writer.acked)}, **{len(lost)} lost** |",
         "| pauses over 2 s inside the outage | " + _pauses(pauses, tl.started) + " |",
-        f"| pauses over 2 s while {old} was rebuilt (writes went on) | "
+        f"| pauses over 2 s while {old} was rebuilt (writes went on, one a second) | "
         + _pauses(rebuild_pauses, tl.started) + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
