@@ -3,8 +3,9 @@ posts through the proxy while the primary's host stops; the replica is promoted 
 next connections find it with no repointing (decision 0160); the old primary comes back fenced
 and is rebuilt as a replica.
 
-Slow (about 3 minutes measured on the shared 2-core machine) and it changes which host is the primary
-(recorded in .podium/<stack>/group_vars/all/): select or skip it with -m drill / -m "not drill".
+Slow (about 3 minutes measured on the shared 2-core machine) and it changes which host is the
+primary (recorded in .podium/<stack>/group_vars/all/): select or skip it with -m drill or
+-m "not drill".
 The restore drill (./podium drill restore) takes 10-15 minutes and is run by hand; its reports
 are in docs/drills/.
 """
