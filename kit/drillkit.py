@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import itertools
 import json
 import re
 import secrets
@@ -39,6 +40,8 @@ APP_CLI = ("sudo -u podium-app env PODIUM_ENV_FILE=/etc/podium/app.env "
 # The postgres role's cluster (Debian 13: PostgreSQL 17) and the media role's origin folder.
 PG_CLUSTER = "17-main"
 PG_DATA = "/var/lib/postgresql/17/main"
+# Debian's per-cluster boot switch: auto (start at boot), manual, disabled.
+PG_START_CONF = "/etc/postgresql/17/main/start.conf"
 MEDIA_ROOT = "/srv/media"
 STANZA = "podium"
 # Ansible reads group_vars next to the inventory: the kit records the current primary there
@@ -324,6 +327,23 @@ class Writer:
         """When the first write sent after ``moment`` was acknowledged."""
         times = [w.at for w in self.acked if w.began > moment]
         return min(times) if times else None
+
+
+def write_outage(acks: list[float], stopped: float,
+                 steady_gap: float = 2.0) -> tuple[float, float] | None:
+    """The write outage around a failover, from the times writes were acknowledged: from the
+    start of the first gap over ``steady_gap`` seconds that ends after ``stopped`` to the end
+    of the last such gap, so a write slipping through between two pauses (a load balancer
+    still marking the app down) does not end it. Without such a gap: the longest gap that
+    ends after ``stopped``. None when no write was acknowledged after ``stopped``."""
+    times = sorted(acks)
+    gaps = [(a, b) for a, b in itertools.pairwise(times) if b > stopped]
+    if not gaps:
+        return None
+    long = [(a, b) for a, b in gaps if b - a > steady_gap]
+    if long:
+        return long[0][0], long[-1][1]
+    return max(gaps, key=lambda gap: gap[1] - gap[0])
 
 
 def present_ids(remote: Remote, primary: str, table: str, api_ids: list[str]) -> set[str]:

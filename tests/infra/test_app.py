@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
+import yaml
+
+from kit.drillkit import PRIMARY_VARS
 
 testinfra_hosts = ["ansible://app"]
 
@@ -62,15 +67,28 @@ def test_app_is_ready_on_its_private_address(host_vars):
     assert body["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
 
 
-def test_app_writes_through_pgbouncer_and_reads_from_the_replica(host, inventory):
+def _hosts_and_kind(url: str) -> tuple[list[str], str]:
+    query = urllib.parse.parse_qs(url.split("?", 1)[1])
+    return query["host"], query["target_session_attrs"][0]
+
+
+def test_app_writes_through_every_pgbouncer_primary_first(host, inventory, pytestconfig):
+    """Every PostgreSQL host's PgBouncer, the primary first (the one the kit recorded after a
+    failover): a promoted replica takes writes with no change here (decision 0160)."""
     env = _env(host)
     hosts = inventory["all"]["hosts"]
     postgres = list(inventory["all"]["children"]["postgres"]["hosts"])
-    write = env["PODIUM_DATABASE_URL"].rsplit("@", 1)[1]
-    assert write == f"{hosts[postgres[0]]['podium_private_address']}:6432/podium"
-    if len(postgres) > 1:
-        read = env["PODIUM_DATABASE_READ_URL"].rsplit("@", 1)[1]
-        assert read == f"{hosts[postgres[1]]['podium_private_address']}:5432/podium"
+    recorded = Path(pytestconfig.option.ansible_inventory).parent / PRIMARY_VARS
+    primary = (yaml.safe_load(recorded.read_text())["podium_postgres_primary"]
+               if recorded.is_file() else postgres[0])
+    others = [name for name in postgres if name != primary]
+    assert _hosts_and_kind(env["PODIUM_DATABASE_URL"]) == (
+        [f"{hosts[name]['podium_private_address']}:6432" for name in [primary, *others]],
+        "read-write")
+    if others:
+        assert _hosts_and_kind(env["PODIUM_DATABASE_READ_URL"]) == (
+            [f"{hosts[name]['podium_private_address']}:5432" for name in [*others, primary]],
+            "prefer-standby")
 
 
 def test_app_settings_are_readable_only_by_root_and_the_app(host):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
+
+from kit.drillkit import PRIMARY_VARS
 
 testinfra_hosts = ["ansible://backup"]
 
@@ -32,7 +35,11 @@ def _root(host, command: str, *args):
 
 @pytest.fixture(scope="module")
 def primary(pytestconfig, inventory):
-    name = next(iter(inventory["all"]["children"]["postgres"]["hosts"]))
+    """The first postgres host, or the one ./podium drill failover recorded."""
+    recorded = Path(pytestconfig.option.ansible_inventory).parent / PRIMARY_VARS
+    name = (yaml.safe_load(recorded.read_text())["podium_postgres_primary"]
+            if recorded.is_file()
+            else next(iter(inventory["all"]["children"]["postgres"]["hosts"])))
     return testinfra.get_host(
         f"ansible://{name}", ansible_inventory=pytestconfig.option.ansible_inventory
     )

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
 
+from kit.drillkit import PRIMARY_VARS
+
 testinfra_hosts = ["ansible://postgres"]
 
 VERSION = "17"
@@ -22,11 +24,24 @@ UNIT = f"postgresql@{VERSION}-main"
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="session")
+def primary(inventory, pytestconfig) -> str:
+    """The first postgres host, or the one ./podium drill failover recorded."""
+    recorded = Path(pytestconfig.option.ansible_inventory).parent / PRIMARY_VARS
+    if recorded.is_file():
+        return yaml.safe_load(recorded.read_text())["podium_postgres_primary"]
+    return next(iter(inventory["all"]["children"]["postgres"]["hosts"]))
+
+
+@pytest.fixture(scope="session")
+def replicas(inventory, primary) -> list[str]:
+    return [name for name in inventory["all"]["children"]["postgres"]["hosts"]
+            if name != primary]
+
+
 @pytest.fixture()
-def role(host, inventory) -> str:
-    name = host.backend.get_hostname()
-    primary = inventory["all"]["children"]["postgres"]["hosts"]
-    return "primary" if name == next(iter(primary)) else "replica"
+def role(host, primary) -> str:
+    return "primary" if host.backend.get_hostname() == primary else "replica"
 
 
 def _sql(host, query: str, database: str = "postgres") -> str:
@@ -56,14 +71,13 @@ def test_postgresql_listens_only_on_private_address_and_localhost(host, host_var
     assert _listening(host, 5432) == {host_vars["podium_private_address"], "127.0.0.1", "::1"}
 
 
-def test_primary_streams_to_every_replica_with_lag_reported(host, role, inventory):
+def test_primary_streams_to_every_replica_with_lag_reported(host, role, inventory, replicas):
     if role != "primary":
         pytest.skip("pg_stat_replication is read on the primary")
     rows = _sql(host, "SELECT client_addr, state, pg_wal_lsn_diff(sent_lsn, replay_lsn) "
                       "FROM pg_stat_replication")
     streaming = {line.split("|")[0]: line.split("|")[1:] for line in rows.splitlines()}
     hosts = inventory["all"]["hosts"]
-    replicas = list(inventory["all"]["children"]["postgres"]["hosts"])[1:]
     assert replicas, "the stack has no replica"
     for name in replicas:
         state, lag_bytes = streaming[hosts[name]["podium_private_address"]]
@@ -71,12 +85,12 @@ def test_primary_streams_to_every_replica_with_lag_reported(host, role, inventor
         assert float(lag_bytes) >= 0
 
 
-def test_replica_slot_is_active_on_the_primary(host, role, inventory):
+def test_replica_slot_is_active_on_the_primary(host, role, replicas):
     if role != "primary":
         pytest.skip("slots live on the primary")
     slots = dict(line.split("|") for line in _sql(
         host, "SELECT slot_name, active FROM pg_replication_slots").splitlines())
-    for name in list(inventory["all"]["children"]["postgres"]["hosts"])[1:]:
+    for name in replicas:
         assert slots[name.replace("-", "_")] == "t"
 
 
@@ -91,14 +105,13 @@ def test_replica_reports_its_lag_to_the_app(host, role):
     assert 0 <= float(lag) < 60
 
 
-def test_replica_replays_what_the_primary_writes(host, role, inventory):
+def test_replica_replays_what_the_primary_writes(host, role, primary):
     if role != "replica":
         pytest.skip("checked from each replica")
-    primary = host.get_host(
-        f"ansible://{next(iter(inventory['all']['children']['postgres']['hosts']))}",
-        ansible_inventory=host.backend.ansible_inventory)
+    primary_host = host.get_host(f"ansible://{primary}",
+                                 ansible_inventory=host.backend.ansible_inventory)
     # A WAL record that touches no table: the replica must replay past its position.
-    lsn = _sql(primary, "SELECT pg_current_wal_insert_lsn() FROM "
+    lsn = _sql(primary_host, "SELECT pg_current_wal_insert_lsn() FROM "
                         "pg_logical_emit_message(false, 'podium-test', 'probe')")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -145,24 +158,22 @@ def test_pg_hba_refuses_hosts_that_are_not_app_hosts(host_vars):
     assert b"no pg_hba.conf entry" in reply
 
 
-def test_pgbouncer_runs_only_on_the_primary(host, role, host_vars):
-    if role == "primary":
-        assert host.service("pgbouncer").is_running
-        assert host.service("pgbouncer").is_enabled
-        assert _listening(host, 6432) == {host_vars["podium_private_address"], "127.0.0.1"}
-    else:
-        assert not _listening(host, 6432)
+def test_pgbouncer_runs_on_every_host(host, host_vars):
+    """On the replicas too: the app lists every host and a promoted replica takes writes at
+    once (decision 0160)."""
+    assert host.service("pgbouncer").is_running
+    assert host.service("pgbouncer").is_enabled
+    assert _listening(host, 6432) == {host_vars["podium_private_address"], "127.0.0.1"}
 
 
 def test_pgbouncer_answers_in_transaction_mode(host, role, stack_vars):
-    if role != "primary":
-        pytest.skip("PgBouncer runs on the primary")
     password = _secret(stack_vars, "postgres-app")
     query = host.run(
-        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d podium -c 'SELECT 41 + 1'",
-        password)
+        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d podium "
+        "-c 'SELECT 41 + 1' -c 'SHOW transaction_read_only'", password)
     assert query.rc == 0, query.stderr
-    assert query.stdout.strip() == "42"
+    # What the app's target_session_attrs=read-write asks: only the primary's sessions write.
+    assert query.stdout.split() == ["42", "off" if role == "primary" else "on"]
     pools = host.run("PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U podium -d pgbouncer "
                      "-c 'SHOW POOLS'", password)
     assert pools.rc == 0, pools.stderr
@@ -185,7 +196,7 @@ def test_postgres_exporter_reaches_postgresql(host, host_vars, stack_vars):
 
 
 def test_postgres_exporter_reports_replication_for_the_alerts(host, role, host_vars,
-                                                              stack_vars, inventory):
+                                                              stack_vars, replicas):
     """The series PostgresReplicaLagging / PostgresReplicationBroken read."""
     text = scrape(host, host_vars["podium_private_address"],
                   metrics_port(stack_vars, "postgres", "postgres"))
@@ -193,7 +204,7 @@ def test_postgres_exporter_reports_replication_for_the_alerts(host, role, host_v
     assert 0 <= value(text, "pg_replication_lag_seconds") < 60
     if role == "primary":
         active = samples(text, "pg_replication_slot_slot_is_active")
-        for name in list(inventory["all"]["children"]["postgres"]["hosts"])[1:]:
+        for name in replicas:
             slot = name.replace("-", "_")
             assert [v for labels, v in active.items() if f'slot_name="{slot}"' in labels] == [1]
 
@@ -227,21 +238,16 @@ def test_monitoring_role_reads_statistics_but_no_data(host, role):
     assert _sql(host, "SELECT has_database_privilege('podium_monitor', 'podium', 'CREATE')") == "f"
 
 
-def test_exporter_credentials_are_readable_by_root_only(host, role):
-    files = ["/etc/default/prometheus-postgres-exporter"]
-    if role == "primary":
-        files.append("/etc/default/prometheus-pgbouncer-exporter")
+def test_exporter_credentials_are_readable_by_root_only(host):
+    files = ["/etc/default/prometheus-postgres-exporter",
+             "/etc/default/prometheus-pgbouncer-exporter"]
     with host.sudo():
         for path in files:
             assert (host.file(path).user, host.file(path).mode) == ("root", 0o600), path
 
 
-def test_pgbouncer_exporter_runs_on_the_primary_on_the_private_address(host, role, host_vars,
-                                                                        stack_vars):
+def test_pgbouncer_exporter_runs_on_the_private_address(host, host_vars, stack_vars):
     port = metrics_port(stack_vars, "postgres", "pgbouncer")
-    if role != "primary":
-        assert not listening_addresses(host, port)
-        return
     assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
     text = scrape(host, host_vars["podium_private_address"], port)
     assert value(text, "pgbouncer_up") == 1

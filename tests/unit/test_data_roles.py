@@ -11,7 +11,7 @@ GOOD = {
                  "postgres_memory_mb": 4096, "postgres_cpus": 2, "postgres_version": "17"},
     "redis": {"redis_listen_address": "127.0.0.1", "redis_password": "c" * 40,
               "redis_maxmemory_mb": 512},
-    "app": {"app_database_host": "10.0.0.41", "app_redis_host": "10.0.0.51",
+    "app": {"app_database_hosts": ["10.0.0.41"], "app_redis_host": "10.0.0.51",
             "app_database_password": "a" * 40, "app_redis_password": "c" * 40,
             "app_secret_key": "d" * 64, "app_bind_address": "127.0.0.1",
             "app_source_dir": "/nonexistent"},

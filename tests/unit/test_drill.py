@@ -7,7 +7,13 @@ import datetime as dt
 import pytest
 
 from kit import cli
-from kit.drillkit import Timeline, check_drill_stack, parse_target, timeline_chart
+from kit.drillkit import (
+    Timeline,
+    check_drill_stack,
+    parse_target,
+    timeline_chart,
+    write_outage,
+)
 from kit.errors import PodiumError
 from kit.stack import load_stack
 
@@ -74,3 +80,19 @@ def test_timeline_chart_has_a_gantt_and_a_text_bar_per_step():
     assert "Destroy  db1 :p0, 0, 10" in text  # ':' would end mermaid's task name
     bars = [line for line in chart if line.startswith("Restore")]
     assert bars and "#" in bars[0] and "1m30s" in bars[0]
+
+
+@pytest.mark.parametrize(("acks", "outage"), [
+    # One pause: from the last write before it to the first after it.
+    ([1.0, 2.0, 3.0, 8.0, 9.0], (3.0, 8.0)),
+    # A write slips through between two pauses: the outage spans both.
+    ([1.0, 2.0, 3.0, 7.0, 7.2, 15.0, 15.5], (3.0, 15.0)),
+    # Writes the stopping primary still acknowledged come before the outage.
+    ([1.0, 2.0, 2.4, 2.6, 9.0, 9.2], (2.6, 9.0)),
+    # No pause over 2 s: the longest gap ending after the stop.
+    ([1.0, 2.0, 3.5, 4.0], (2.0, 3.5)),
+    # Nothing acknowledged after the stop.
+    ([1.0, 2.0], None),
+])
+def test_write_outage_spans_every_pause_around_the_stop(acks, outage):
+    assert write_outage(acks, stopped=2.1) == outage

@@ -8,6 +8,12 @@ off the request path. The replica is used while the last answer is a number no g
 PODIUM_DATABASE_READ_MAX_LAG and not older than three intervals; an error, a NULL or a stale
 answer sends reads to the primary until the next good check. Callers that must see their own
 writes ask for the primary (docs/decisions/0150-replica-reads.md).
+
+Both URLs may list several hosts (``?host=A:6432&host=B:6432&target_session_attrs=read-write``,
+libpq's form). Each new connection then goes to the first host that offers the session asked
+for, trying the host that answered last time first and giving each host
+PODIUM_DATABASE_CONNECT_TIMEOUT seconds: after a replica is promoted the app's next connection
+finds it, with no change to the settings (docs/decisions/0160-failover-multi-host-url.md).
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,9 +57,103 @@ def make_engine(url: str, settings: Settings, pgbouncer: bool | None = None) -> 
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
+        # A pooled connection to a host that went away is dropped when it is checked out,
+        # not handed to a request.
         pool_pre_ping=True,
-        connect_args=connect_args,
+        connect_args={**connect_args, **host_list_args(url, settings)},
     )
+
+
+def host_list_args(url: str, settings: Settings) -> dict:
+    """``connect_args`` for an engine on ``url``: with hosts in its query (libpq's form),
+    SQLAlchemy hands the driver's arguments, the host and port lists among them, to a
+    HostList instead of asyncpg.connect. Every engine on the app's URLs needs them (asyncpg's
+    own host list would refuse a promoted replica's PgBouncer: see HostList)."""
+    if "host" not in make_url(url).query:
+        return {}
+    return {"async_creator_fn": HostList(settings.database_connect_timeout).connect}
+
+
+# What each target_session_attrs value accepts, by whether the session is read-only; the
+# value "prefer-standby" also takes a read-write host when no read-only one answers.
+SESSION_KINDS: dict[str, Callable[[bool], bool]] = {
+    "any": lambda read_only: True,
+    "read-write": lambda read_only: not read_only,
+    "primary": lambda read_only: not read_only,
+    "read-only": lambda read_only: read_only,
+    "standby": lambda read_only: read_only,
+    "prefer-standby": lambda read_only: read_only,
+}
+
+
+@dataclass
+class HostList:
+    """Connections to the first of several PostgreSQL hosts (or the PgBouncers in front of
+    them) that offers the session kind asked for (``target_session_attrs``).
+
+    asyncpg takes host lists too, but under one timeout for the whole list: a host that does
+    not answer at all (a stopped server whose address drops packets) would use it up before
+    the next host is tried. Here each host gets ``timeout`` seconds; the host chosen last time
+    is tried first, and a host that failed to answer in the last ``retry_after`` seconds last
+    (so after a primary dies only the first connection of a process waits for it). A session
+    is read-only when ``transaction_read_only`` is on (a hot standby, or a database set
+    read-only); it is asked with a query, not read from the parameters the server reports at
+    login, which PgBouncer answers from its cache (stale after a promotion)."""
+
+    timeout: float
+    connect_fn: Callable[..., Awaitable[asyncpg.Connection]] = asyncpg.connect
+    retry_after: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    preferred: tuple[str, int] | None = None
+    failed: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    async def connect(self, *, host: str | list[str], port: int | list[int] | None = None,
+                      target_session_attrs: str = "any", **options) -> asyncpg.Connection:
+        """A connection of the kind asked for. Raises ConnectionError naming every host and
+        why it was refused when none offers one, ValueError for an unknown kind."""
+        if target_session_attrs not in SESSION_KINDS:
+            raise ValueError(f"target_session_attrs={target_session_attrs!r} in the database "
+                             f"URL: use one of {', '.join(SESSION_KINDS)}")
+        accepts = SESSION_KINDS[target_session_attrs]
+        hosts = [host] if isinstance(host, str) else list(host)
+        ports = port if isinstance(port, list) else [port or 5432] * len(hosts)
+        now = self.clock()
+        targets = sorted(zip(hosts, ports, strict=True), key=lambda target: (
+            now - self.failed.get(target, -self.retry_after) < self.retry_after,
+            target != self.preferred))
+        fallback: tuple[tuple[str, int], asyncpg.Connection] | None = None
+        refused = []
+        for target in targets:
+            conn = None
+            try:
+                conn = await self.connect_fn(host=target[0], port=target[1],
+                                             timeout=self.timeout, **options)
+                read_only = await conn.fetchval(
+                    "SELECT current_setting('transaction_read_only') = 'on'",
+                    timeout=self.timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError,
+                    asyncpg.InterfaceError) as err:
+                refused.append(f"{target[0]}:{target[1]}: {type(err).__name__}: {err}")
+                self.failed[target] = self.clock()
+                if conn is not None:
+                    conn.terminate()
+                continue
+            self.failed.pop(target, None)
+            if accepts(read_only):
+                if fallback is not None:
+                    fallback[1].terminate()
+                self.preferred = target
+                return conn
+            if target_session_attrs == "prefer-standby" and fallback is None:
+                fallback = (target, conn)
+                continue
+            conn.terminate()
+            refused.append(f"{target[0]}:{target[1]}: {'read-only' if read_only else 'read-write'}")
+        if fallback is not None:
+            self.preferred = fallback[0]
+            return fallback[1]
+        raise ConnectionError(f"no database host offers a {target_session_attrs} session: "
+                              + "; ".join(refused))
 
 
 @dataclass

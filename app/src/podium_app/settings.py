@@ -28,8 +28,13 @@ class Settings(BaseSettings):
 
     # --- storage -------------------------------------------------------------------------
     # Writes (and reads without a replica) go here; through PgBouncer on servers.
-    # Format: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB
+    # Format: postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB, or with several hosts
+    # postgresql+asyncpg://USER:PASSWORD@/DB?host=A:PORT&host=B:PORT&target_session_attrs=read-write
+    # (each connection takes the first host that accepts writes: podium_app/db.py).
     database_url: str = "postgresql+asyncpg://podium@127.0.0.1:6432/podium"
+    # Seconds each listed host gets to answer a new connection before the next is tried
+    # (private network: milliseconds normally; /readyz gives the database 3 s in all).
+    database_connect_timeout: float = Field(2.0, gt=0, le=60)
     # Optional hot-standby replica for read-only pages and endpoints (timelines, profiles,
     # post pages), used while it is close enough to the primary (podium_app/db.py).
     database_read_url: str | None = None

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from podium_app.db import host_list_args
 from podium_app.models import Base
 from podium_app.settings import get_settings
 
@@ -24,8 +25,8 @@ async def _online() -> None:
     settings = context.config.attributes.get("settings") or get_settings()
     # Migrations take locks and run DDL: no PgBouncer-specific options needed, but they work
     # through it in transaction mode as each migration is one transaction.
-    engine = create_async_engine(settings.database_url,
-                                 connect_args={"statement_cache_size": 0})
+    engine = create_async_engine(settings.database_url, connect_args={
+        "statement_cache_size": 0, **host_list_args(settings.database_url, settings)})
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
