@@ -30,12 +30,14 @@ bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's database session: on the replica for reads that may use it
     (podium_app/readrouting.py: read-only route, replica close enough, the client has not
-    just written), on the primary otherwise."""
+    just written), on the primary otherwise. Read-only routes get a session without a
+    transaction (one statement, one round trip: no BEGIN/ROLLBACK)."""
     db = request.app.state.db
-    replica = (readrouting.may_use_replica(request.scope) and db.replica_usable()
+    read_only = readrouting.may_use_replica(request.scope)
+    replica = (read_only and db.replica_usable()
                and not await readrouting.recently_wrote(
                    request.app.state.redis, readrouting.identities(request.scope)))
-    async with (db.read_sessions() if replica else db.sessions()) as session:
+    async with (db.read_only_sessions(replica) if read_only else db.sessions()) as session:
         yield session
 
 
