@@ -6,7 +6,6 @@ job has run, and the paging shapes (bounds, trimmed feed, Redis down) keep their
 import contextlib
 
 from sqlalchemy import event
-
 from test_timelines import follow, ids_of
 
 HOME = "/api/v1/timelines/home"
