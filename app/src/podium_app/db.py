@@ -217,6 +217,11 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     replica_sessions: async_sessionmaker[AsyncSession]
     replica: ReplicaMonitor | None = None
+    # Same pools, no BEGIN/ROLLBACK around the statements: for the read-only routes
+    # (readrouting.READ_ONLY_ROUTES). Under READ COMMITTED every statement takes its own
+    # snapshot inside a transaction too, so a read loses nothing; it saves two round trips.
+    statement_sessions: async_sessionmaker[AsyncSession] | None = None
+    replica_statement_sessions: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, use_replica: bool = True) -> Database:
@@ -232,12 +237,18 @@ class Database:
                                  pgbouncer=settings.database_read_pgbouncer)
             replica = ReplicaMonitor(reader, settings.database_read_max_lag,
                                      settings.database_read_check_interval)
+        def autocommit(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+            return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                                      expire_on_commit=False)
+
         return cls(
             writer=writer,
             reader=reader,
             sessions=async_sessionmaker(writer, expire_on_commit=False),
             replica_sessions=async_sessionmaker(reader, expire_on_commit=False),
             replica=replica,
+            statement_sessions=autocommit(writer),
+            replica_statement_sessions=autocommit(reader),
         )
 
     def start(self) -> None:
@@ -256,6 +267,15 @@ class Database:
             return self.replica_sessions()
         metrics.DB_READS.labels("primary").inc()
         return self.sessions()
+
+    def read_only_sessions(self, replica: bool) -> AsyncSession:
+        """A session without a transaction for a read-only request, on the replica or the
+        primary (the caller has decided which). Every statement commits on its own: never
+        write through it."""
+        if replica:
+            metrics.DB_READS.labels("replica").inc()
+            return self.replica_statement_sessions()
+        return self.statement_sessions()
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:

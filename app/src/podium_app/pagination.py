@@ -47,7 +47,7 @@ class Page:
         return lower is None or value > lower
 
 
-def page_params(
+async def page_params(  # async: a plain def would run in the thread pool on every request
     max_id: Annotated[str | None, Query(max_length=40)] = None,
     since_id: Annotated[str | None, Query(max_length=40)] = None,
     min_id: Annotated[str | None, Query(max_length=40)] = None,

@@ -10,6 +10,8 @@
   change identity (sign-up, login, OAuth token): the next read has a new cookie or token but
   comes from the same address.
 - Redis unreachable: reads go to the primary (correct, only slower).
+- Those routes read without a transaction wherever they read (db.read_only_sessions: no
+  BEGIN/ROLLBACK round trips; docs/decisions/0210-home-read-cpu.md): they must never write.
 
 docs/decisions/0150-replica-reads.md gives the reasons.
 """

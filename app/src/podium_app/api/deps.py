@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from podium_app import instance_settings, readrouting, security
@@ -30,12 +30,14 @@ bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's database session: on the replica for reads that may use it
     (podium_app/readrouting.py: read-only route, replica close enough, the client has not
-    just written), on the primary otherwise."""
+    just written), on the primary otherwise. Read-only routes get a session without a
+    transaction (one statement, one round trip: no BEGIN/ROLLBACK)."""
     db = request.app.state.db
-    replica = (readrouting.may_use_replica(request.scope) and db.replica_usable()
+    read_only = readrouting.may_use_replica(request.scope)
+    replica = (read_only and db.replica_usable()
                and not await readrouting.recently_wrote(
                    request.app.state.redis, readrouting.identities(request.scope)))
-    async with (db.read_sessions() if replica else db.sessions()) as session:
+    async with (db.read_only_sessions(replica) if read_only else db.sessions()) as session:
         yield session
 
 
@@ -44,9 +46,16 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
+    # async, like every dependency on the hot routes: FastAPI runs a plain def in its thread
+    # pool, a hand-off that cost more CPU than the function (docs/perf.md, session 4).
     return instance_settings.of(request)
 
+
+# Built once: constructing the statement cost more CPU per request than running it.
+TOKEN_QUERY = (select(OAuthToken, Account)
+               .outerjoin(Account, Account.id == OAuthToken.account_id)
+               .where(OAuthToken.token_hash == bindparam("token_hash")))
 
 Session = Annotated[AsyncSession, Depends(_session)]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
@@ -76,8 +85,7 @@ async def _auth(session: Session,
         return None
     # One round trip for the token and its account (every authenticated request pays it).
     row = (await session.execute(
-        select(OAuthToken, Account).outerjoin(Account, Account.id == OAuthToken.account_id)
-        .where(OAuthToken.token_hash == security.token_hash(creds.credentials)))).first()
+        TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})).first()
     if row is None:
         raise ApiError(401, "The access token is invalid")
     token, account = row

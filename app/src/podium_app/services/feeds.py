@@ -13,12 +13,13 @@ sort by id), score = the id's millisecond timestamp.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import ARRAY, Select, bindparam, func, literal, select, true, union_all
+from sqlalchemy import ARRAY, Integer, Select, bindparam, func, select, true, union_all
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,36 +107,73 @@ async def remove_everywhere(db: Database, redis: Redis, status_ids: list[str],
         await pipe.execute()
 
 
-def _sources(viewer: Account, settings: Settings, big: bool):
+# The home read builds its statements once per shape (which page bounds are given, whether
+# the Redis part and a fallback are present) and binds the values on every call: building a
+# LATERAL/UNION statement object cost more CPU per read than PostgreSQL spent running it
+# (docs/perf.md, session 4).
+UUIDS = ARRAY(UUID(as_uuid=True))
+
+
+def _bounded(query, column, ascending: bool, has_max: bool, has_lower: bool, prefix: str):
+    """Page.apply with bound parameters: {prefix}max, {prefix}lower, {prefix}limit."""
+    if has_max:
+        query = query.where(column < bindparam(f"{prefix}max", type_=UUID(as_uuid=True)))
+    if has_lower:
+        query = query.where(column > bindparam(f"{prefix}lower", type_=UUID(as_uuid=True)))
+    order = column.asc() if ascending else column.desc()
+    return query.order_by(order).limit(bindparam(f"{prefix}limit", type_=Integer))
+
+
+def _sources(big: bool):
     """Account ids whose posts make up the viewer's home: followed accounts below the
-    threshold plus the viewer (the fanned-out part), or followed accounts at or above it."""
+    threshold plus the viewer (the fanned-out part), or followed accounts at or above it.
+    Parameters: viewer_id, threshold."""
+    viewer_id = bindparam("viewer_id", type_=UUID(as_uuid=True))
+    threshold = bindparam("threshold", type_=Integer)
     followed = (select(Follow.target_account_id.label("account_id"))
                 .join(Account, Account.id == Follow.target_account_id)
-                .where(Follow.account_id == viewer.id))
+                .where(Follow.account_id == viewer_id))
     if big:
-        return followed.where(Account.followers_count >= settings.fanout_threshold)
-    followed = followed.where(Account.followers_count < settings.fanout_threshold)
-    return followed.union_all(select(literal(viewer.id, UUID(as_uuid=True))))
+        return followed.where(Account.followers_count >= threshold)
+    followed = followed.where(Account.followers_count < threshold)
+    return followed.union_all(select(viewer_id))
 
 
-def _latest(viewer: Account, settings: Settings, big: bool, page: Page):
+@functools.cache
+def _latest(big: bool, ascending: bool, has_max: bool, has_lower: bool, prefix: str = ""):
     """Ids of the page's statuses by the home sources, in one query that walks each source's
     (account_id, id) index for at most `limit` rows (a LATERAL join): cost grows with the
     number of followed accounts, not with the size of the statuses table."""
-    sources = _sources(viewer, settings, big).subquery()
+    sources = _sources(big).subquery()
     inner = select(Status.id).where(Status.account_id == sources.c.account_id,
                                     Status.visibility != "direct")
-    per_source = page.apply(inner, Status.id).lateral()
+    per_source = _bounded(inner, Status.id, ascending, has_max, has_lower, prefix).lateral()
     column = per_source.c.id
     query = select(column).select_from(sources.join(per_source, true()))
-    order = column.asc() if page.ascending else column.desc()
-    return query.order_by(order).limit(page.limit)
+    order = column.asc() if ascending else column.desc()
+    return query.order_by(order).limit(bindparam(f"{prefix}limit", type_=Integer))
+
+
+def _page_values(page: Page, prefix: str = "") -> dict:
+    values = {f"{prefix}limit": page.limit}
+    if page.max_id is not None:
+        values[f"{prefix}max"] = page.max_id
+    if page.lower() is not None:
+        values[f"{prefix}lower"] = page.lower()
+    return values
+
+
+def _latest_for(page: Page, big: bool, prefix: str = ""):
+    return _latest(big, page.ascending, page.max_id is not None, page.lower() is not None,
+                   prefix)
 
 
 async def rebuild(session: AsyncSession, redis: Redis, settings: Settings,
                   viewer: Account) -> None:
     page = Page(None, None, None, settings.home_feed_length)
-    found = (await session.scalars(_latest(viewer, settings, False, page))).all()
+    found = (await session.scalars(_latest_for(page, False), {
+        **_page_values(page), "viewer_id": viewer.id,
+        "threshold": settings.fanout_threshold})).all()
     key = feed_key(viewer.id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(key)
@@ -175,6 +213,24 @@ def _ids(query) -> Select:
     return select(sub.c[0])
 
 
+@functools.cache
+def _home_query(shape: tuple, fallback: tuple | None, feed: bool, everything: bool) -> Select:
+    """The page's statuses: id IN (big accounts' latest, the feed's ids, the fallback or,
+    without Redis, every followed account's latest). Built once per shape."""
+    ascending = shape[0]
+    sources = [_ids(_latest(True, *shape))]
+    if feed:
+        sources.append(select(func.unnest(bindparam("feed_ids", type_=UUIDS))))
+    if fallback is not None:
+        sources.append(_ids(_latest(False, False, *fallback, prefix="fb_")))
+    if everything:
+        sources.append(_ids(_latest(False, *shape)))
+    candidates = union_all(*sources) if len(sources) > 1 else sources[0]
+    order = Status.id.asc() if ascending else Status.id.desc()
+    return (select(Status).where(Status.id.in_(candidates)).order_by(order)
+            .limit(bindparam("limit", type_=Integer)))
+
+
 async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
                page: Page) -> list[Status]:
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
@@ -184,23 +240,26 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
     accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
     feed was trimmed)."""
     want = page.limit
-    sources = [_ids(_latest(viewer, settings, True, page))]
+    shape = (page.ascending, page.max_id is not None, page.lower() is not None)
+    values = {**_page_values(page), "viewer_id": viewer.id,
+              "threshold": settings.fanout_threshold}
+    feed = everything = False
+    fallback = None
     try:
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids is None:
             await rebuild(session, redis, settings, viewer)
             feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids:
-            sources.append(select(func.unnest(bindparam(
-                "feed_ids", feed_ids, type_=ARRAY(UUID(as_uuid=True))))))
+            feed = True
+            values["feed_ids"] = feed_ids
         if maybe_more and not page.ascending:
             older = min(feed_ids) if feed_ids else page.max_id
-            fallback = Page(older, page.since_id, None, want)
-            sources.append(_ids(_latest(viewer, settings, False, fallback)))
+            more = Page(older, page.since_id, None, want)
+            fallback = (more.max_id is not None, more.lower() is not None)
+            values.update(_page_values(more, "fb_"))
     except RedisError:
-        sources.append(_ids(_latest(viewer, settings, False, page)))
-    candidates = union_all(*sources) if len(sources) > 1 else sources[0]
-    order = Status.id.asc() if page.ascending else Status.id.desc()
-    rows = (await session.scalars(select(Status).where(Status.id.in_(candidates))
-                                  .order_by(order).limit(want))).all()
+        everything = True
+    rows = (await session.scalars(_home_query(shape, fallback, feed, everything),
+                                  values)).all()
     return page.finish(list(rows))
