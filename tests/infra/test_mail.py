@@ -59,6 +59,7 @@ def _other_host(pytestconfig, stack_vars, host_vars):
 @pytest.mark.parametrize(("port", "open_"), [
     (25, True), (587, True), (993, True),
     (22, False),  # SSH: the operator's addresses only
+    (80, False),  # ACME http-01: open in the firewall, but certbot listens only while it runs
     (143, False), (110, False), (465, False), (8891, False), (15000, False),
 ])
 def test_from_another_host_only_the_mail_ports_answer(pytestconfig, stack_vars, host_vars,
