@@ -30,6 +30,8 @@ from test_platform import _app_cli, _call, _json, publisher, site  # noqa: F401 
 from kit import dns_records, edgehttp, ssh
 from kit.paths import REPO
 
+pytestmark = pytest.mark.usefixtures("signups_allowed")
+
 # The signing selector is set in the mail role's wiring (not in the inventory).
 SELECTOR = yaml.safe_load(
     (REPO / "playbooks/group_vars/all/mail.yml").read_text())["mail_dkim_selector"]
