@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from labapp import APP_CLI
 
 from kit.lab import _load_state
 from kit.paths import StackPaths
@@ -25,8 +26,6 @@ def paths(stack: Stack) -> StackPaths:
     return StackPaths(stack.name)
 
 
-APP_CLI = ("sudo -u podium-app env PODIUM_ENV_FILE=/etc/podium/app.env "
-           "/opt/podium/app/current/venv/bin/podium-app")
 # The lab tests sign up more accounts from the controller's one address than the platform's
 # per-address limit allows in an hour (5); the modules that sign up raise it for the run.
 LAB_SIGNUP_RATE = "1000/3600"

@@ -19,14 +19,13 @@ import time
 import urllib.parse
 
 import pytest
+from labapp import APP_CLI
 from labmail import mail_host, wait_in_mailbox
 
 from kit import edgehttp, ssh
 
 pytestmark = pytest.mark.usefixtures("signups_allowed")
 
-APP_CLI = ("sudo -u podium-app env PODIUM_ENV_FILE=/etc/podium/app.env "
-           "/opt/podium/app/current/venv/bin/podium-app")
 
 
 @pytest.fixture(scope="module")

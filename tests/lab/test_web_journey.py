@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from labapp import APP_CLI
 from labmail import mail_host, wait_in_mailbox
 
 from kit import ssh
@@ -39,8 +40,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.usefixtures("signups_allowed")
 
-APP_CLI = ("sudo -u podium-app env PODIUM_ENV_FILE=/etc/podium/app.env "
-           "/opt/podium/app/current/venv/bin/podium-app")
 SHOTS = Path(__file__).resolve().parents[2] / ".podium" / "test-reports" / "lab-web-screenshots"
 
 
