@@ -193,11 +193,13 @@ def _header(run: SwaksRun, name: str) -> str:
 
 
 def test_the_app_account_submits_over_starttls_from_another_host(stack, paths, mail, client):
-    """swaks on the app host: STARTTLS (certificate verified), AUTH PLAIN as app@, envelope
+    """swaks on the app host: STARTTLS (certificate verified for the host's name, with the
+    CA the app uses; without it swaks stops, exit 29), AUTH PLAIN as app@, envelope
     sender bounce@ (the app's): 235, 250 queued, exit 0; the message is read back over IMAPS."""
     run = _swaks(stack, paths, mail, client, 587, f"bounce@{mail['domain']}",
                  f"postmaster@{mail['domain']}", login=f"app@{mail['domain']}")
     assert run.exit_code == 0, run.transcript
+    assert "passed CA verification, passed host verification" in run.transcript
     assert [code for code, _ in run.replies("AUTH")] == [235], run.transcript
     assert [code for code, _ in run.replies(".")] == [250], run.transcript
     subject = _header(run, "Subject")
