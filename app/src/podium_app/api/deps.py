@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import instance_settings, readrouting, security
+from podium_app import instance_settings, rawsql, readrouting, security
 from podium_app.errors import ApiError, _describe
 from podium_app.models import Account, OAuthToken
 from podium_app.settings import Settings
@@ -78,9 +78,10 @@ class Auth:
                          "read:mutes", "write:mutes") and "follow" in self.scopes
 
 
-async def _auth(session: Session,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                ) -> Auth | None:
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def _auth(session: Session, creds: Bearer) -> Auth | None:
     if creds is None or not creds.credentials:
         return None
     # One round trip for the token and its account (every authenticated request pays it).
@@ -88,7 +89,11 @@ async def _auth(session: Session,
         TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})).first()
     if row is None:
         raise ApiError(401, "The access token is invalid")
-    token, account = row
+    return _checked(*row)
+
+
+def _checked(token, account) -> Auth:
+    """The token's Auth, or the refusal for a token whose account is gone or suspended."""
     if token.account_id is not None:
         if account is None:
             raise ApiError(401, "The access token is invalid")
@@ -105,19 +110,56 @@ def require(scope: str, *, user: bool = True):
     that is confirmed, approved and not suspended."""
 
     async def dependency(auth: OptionalAuth) -> Auth:
-        if auth is None:
-            raise ApiError(401, "The access token is invalid")
-        if not auth.allows(scope):
-            raise ApiError(403, "This action is outside the authorized scopes")
-        if user:
-            account = auth.account
-            if account is None:
-                raise ApiError(422, "This method requires an authenticated user")
-            if account.confirmed_at is None:
-                raise ApiError(403, "Your login is missing a confirmed e-mail address")
-            if not account.approved:
-                raise ApiError(403, "Your login is currently pending approval")
-        return auth
+        return _permitted(auth, scope, user)
+
+    return Depends(dependency)
+
+
+def _permitted(auth: Auth | None, scope: str, user: bool) -> Auth:
+    if auth is None:
+        raise ApiError(401, "The access token is invalid")
+    if not auth.allows(scope):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    if user:
+        account = auth.account
+        if account is None:
+            raise ApiError(422, "This method requires an authenticated user")
+        if account.confirmed_at is None:
+            raise ApiError(403, "Your login is missing a confirmed e-mail address")
+        if not account.approved:
+            raise ApiError(403, "Your login is currently pending approval")
+    return auth
+
+
+async def _raw(session: Session) -> rawsql.Raw:
+    return await rawsql.Raw.of(session)
+
+
+RawSession = Annotated[rawsql.Raw, Depends(_raw)]
+# TOKEN_QUERY's columns: the token's, then the account's (NULL for an app-only token).
+_TOKEN_COLUMNS = [column.key for column in OAuthToken.__table__.columns]
+_ACCOUNT_COLUMNS = [column.key for column in Account.__table__.columns]
+
+
+def require_raw(scope: str):
+    """require(scope) for a route that reads through asyncpg (podium_app/rawsql.py; the home
+    timeline): the same token query, answers and refusals, with plain rows for the token
+    and the account instead of ORM objects."""
+
+    async def dependency(run: RawSession, creds: Bearer) -> Auth:
+        auth = None
+        if creds is not None and creds.credentials:
+            found = await run.tuples(
+                TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})
+            if not found:
+                raise ApiError(401, "The access token is invalid")
+            values = list(found[0].values())
+            split = len(_TOKEN_COLUMNS)
+            token = rawsql.Row(zip(_TOKEN_COLUMNS, values[:split], strict=True))
+            account = (rawsql.Row(zip(_ACCOUNT_COLUMNS, values[split:], strict=True))
+                       if values[split] is not None else None)
+            auth = _checked(token, account)
+        return _permitted(auth, scope, True)
 
     return Depends(dependency)
 

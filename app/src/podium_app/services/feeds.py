@@ -23,7 +23,7 @@ from sqlalchemy import ARRAY, Integer, Select, bindparam, func, select, true, un
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import ids
+from podium_app import ids, rawsql
 from podium_app.db import Database
 from podium_app.models import Account, Follow, Status
 from podium_app.pagination import Page
@@ -232,13 +232,14 @@ def _home_query(shape: tuple, fallback: tuple | None, feed: bool, everything: bo
 
 
 async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
-               page: Page) -> list[Status]:
+               page: Page, run: rawsql.Orm | rawsql.Raw | None = None) -> list[Status]:
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
     of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down.
 
     The statuses are loaded in one query whose candidates are the feed's ids plus the big
     accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
-    feed was trimmed)."""
+    feed was trimmed). `run` executes that query (podium_app/rawsql.py; the session's ORM
+    by default)."""
     want = page.limit
     shape = (page.ascending, page.max_id is not None, page.lower() is not None)
     values = {**_page_values(page), "viewer_id": viewer.id,
@@ -260,6 +261,6 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
             values.update(_page_values(more, "fb_"))
     except RedisError:
         everything = True
-    rows = (await session.scalars(_home_query(shape, fallback, feed, everything),
-                                  values)).all()
-    return page.finish(list(rows))
+    run = run or rawsql.Orm(session)
+    rows = await run.entities(_home_query(shape, fallback, feed, everything), values)
+    return page.finish(rows)
