@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
+    # Timelines first: routes are matched in order, and the home timeline is the busiest
+    # (no other route's path overlaps theirs).
+    for module in (timelines, ops, instance, apps, oauth, accounts, statuses, notifications,
                    admin, media):
         app.include_router(module.router)
     web.install(app)  # the web pages (podium_app.web): after the API, they share no path

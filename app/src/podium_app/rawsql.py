@@ -51,17 +51,15 @@ def compiled(statement) -> Compiled:
     return found[1]
 
 
-class Row(dict):
+class Row:
     """A result row whose columns read as attributes (`row.id`), like the ORM objects the
-    renderers were written for."""
+    renderers were written for (plain instance attributes: the fastest to read)."""
 
-    __slots__ = ()
+    def __init__(self, items) -> None:
+        self.__dict__.update(items)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __repr__(self) -> str:
+        return f"Row({self.__dict__!r})"
 
 
 class Raw:

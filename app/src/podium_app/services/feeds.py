@@ -203,8 +203,13 @@ async def _from_feed(redis: Redis, settings: Settings, viewer: Account, page: Pa
         built, raw, size = await pipe.execute()
     if not built:
         return None, False
-    found = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in raw]
-    found = [i for i in found if page.keep(i)][:want]
+    found = []
+    for member in raw:  # parse only as many as the page takes (most reads: `want`)
+        status_id = uuid.UUID(int=int(member, 16))
+        if page.keep(status_id):
+            found.append(status_id)
+            if len(found) == want:
+                break
     return found, len(found) < want and size >= settings.home_feed_length
 
 
