@@ -5,6 +5,7 @@ job has run, and the paging shapes (bounds, trimmed feed, Redis down) keep their
 
 import contextlib
 
+from podium_app import rawsql
 from sqlalchemy import event
 from test_timelines import follow, ids_of
 
@@ -99,37 +100,51 @@ def test_pages_past_a_trimmed_feed_come_from_postgresql(client, make_user, post,
 
 
 @contextlib.contextmanager
-def statements(app):
+def statements(app, monkeypatch=None):
     """(SQL text, inside a transaction?) for each statement the app sends while the block
-    runs; the second value is the DB-API connection's autocommit flag, inverted (BEGIN is
-    sent lazily by SQLAlchemy's asyncpg adapter, before the first statement, unless it is
-    set)."""
+    runs. Through SQLAlchemy, the second value is the DB-API connection's autocommit flag,
+    inverted (BEGIN is sent lazily by SQLAlchemy's asyncpg adapter, before the first
+    statement, unless it is set); straight through asyncpg (rawsql.Raw, the home timeline),
+    asyncpg's own transaction state."""
     engine = app.state.db.writer.sync_engine
     seen: list[tuple[str, bool]] = []
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, not conn.connection.dbapi_connection.autocommit))
 
+    if monkeypatch is not None:
+        fetch = rawsql.Raw._fetch
+
+        async def recorded(self, statement, values):
+            seen.append(("asyncpg: " + rawsql.compiled(statement).sql,
+                         self.connection.is_in_transaction()))
+            return await fetch(self, statement, values)
+
+        monkeypatch.setattr(rawsql.Raw, "_fetch", recorded)
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
+        if monkeypatch is not None:
+            monkeypatch.undo()
 
 
 def test_a_home_read_is_four_statements_without_a_transaction(app, client, make_user, post,
-                                                              drain):
+                                                              drain, monkeypatch):
     author, reader = make_user("author"), make_user("reader")
     follow(client, reader, author)
     post(author, "one")
     post(author, "two")
     drain()
     client.get(HOME, headers=reader.headers)  # the feed is built
-    with statements(app) as seen:
+    with statements(app, monkeypatch) as seen:
         assert len(ids_of(client.get(HOME, headers=reader.headers))) == 2
     sent = [s for s in seen if "instance_settings" not in s[0]]  # the 2 s settings refresh
-    # token + account; the page's statuses; mentions/tags/media/likes/reposts; accounts.
+    # token + account; the page's statuses; mentions/tags/media/likes/reposts; accounts:
+    # all four straight through asyncpg (docs/decisions/0250-home-read-raw-asyncpg.md).
     assert len(sent) == 4, sent
+    assert all(sql.startswith("asyncpg: ") for sql, _ in sent), sent
     assert not any(in_transaction for _, in_transaction in sent)
     # A write route still runs in a transaction.
     with statements(app) as seen:
