@@ -150,3 +150,53 @@ def test_a_home_read_is_four_statements_without_a_transaction(app, client, make_
     with statements(app) as seen:
         post(author, "three")
     assert seen and all(in_transaction for _, in_transaction in seen)
+
+
+def test_ordinary_home_reads_are_answered_below_fastapi_and_the_rest_by_fastapi(
+        client, make_user, post, drain, monkeypatch):
+    """podium_app/homefast.py answers a GET with a good token and parameters FastAPI would
+    accept; everything else falls through to the route and gets FastAPI's answer."""
+    from podium_app import homefast
+
+    author, reader = make_user("author"), make_user("reader")
+    no_read = make_user("writer", scopes="write")
+    follow(client, reader, author)
+    status = post(author, "fast")
+    drain()
+    served: list[bool] = []
+    answer = homefast.HomeFastPath._answer
+
+    async def recorded(self, scope):
+        response = await answer(self, scope)
+        served.append(response is not None)
+        return response
+
+    monkeypatch.setattr(homefast.HomeFastPath, "_answer", recorded)
+
+    def read(params=None, headers=None):
+        served.clear()
+        got = client.get(HOME, params=params or {},
+                         headers=reader.headers if headers is None else headers)
+        return got, served[0] if served else None
+
+    got, fast = read({"limit": "5", "since_id": "1"})
+    assert fast is True and got.status_code == 200 and ids_of(got) == [status["id"]]
+    assert got.headers["content-type"] == "application/json"
+    assert 'rel="next"' in got.headers["link"]
+    for params, headers, code in [
+        ({"limit": "0"}, None, 422),
+        ({"limit": "81"}, None, 422),
+        ({"limit": "ten"}, None, 422),
+        ({"max_id": "1" * 41}, None, 422),
+        ({"max_id": "a\x00b"}, None, 422),
+        ({}, {"Authorization": "Bearer not-a-token"}, 401),
+        ({}, {}, 401),
+        ({}, {"Authorization": "Basic abc"}, 401),
+        ({}, no_read.headers, 403),
+    ]:
+        got, fast = read(params, headers)
+        assert (fast, got.status_code) == (False, code), (params, headers, got.text)
+        assert "error" in got.json()
+    # Metrics label the fast answers with the route, as for a routed request.
+    text = client.get("/metrics").text
+    assert 'route="/api/v1/timelines/home",status="200"' in text

@@ -15,10 +15,12 @@ cached between requests.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 _DIALECT = PGDialect_asyncpg()
 
@@ -63,11 +65,21 @@ class Row:
 
 
 class Raw:
-    """Statements on an asyncpg connection (see the module doc)."""
+    """Statements on an asyncpg connection (see the module doc). `session` is an ORM
+    session on the same connection, for the parts still on the ORM (media attachments, a
+    feed rebuild); without one given, it is opened when first asked for."""
 
-    def __init__(self, connection, session: AsyncSession) -> None:
+    def __init__(self, connection, session: AsyncSession | None = None,
+                 bind: AsyncConnection | None = None) -> None:
         self.connection = connection
-        self.session = session  # for the rare parts still on the ORM (media, feed rebuild)
+        self._session = session
+        self._bind = bind
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self._bind, expire_on_commit=False)
+        return self._session
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Raw:
@@ -77,6 +89,20 @@ class Raw:
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         return cls(raw.driver_connection, session)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, engine: AsyncEngine) -> AsyncIterator[Raw]:
+        """A connection from `engine`'s pool (same pre-ping and isolation as a session on
+        it) without an ORM session unless one is needed."""
+        async with engine.connect() as bind:
+            raw = await bind.get_raw_connection()
+            run = cls(raw.driver_connection, bind=bind)
+            try:
+                yield run
+            finally:
+                if run._session is not None:
+                    await run._session.close()
 
     async def _fetch(self, statement, values: dict[str, Any]) -> list:
         found = compiled(statement)

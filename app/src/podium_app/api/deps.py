@@ -27,18 +27,23 @@ from podium_app.settings import Settings
 bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer)")
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+async def session_of(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's database session: on the replica for reads that may use it
     (podium_app/readrouting.py: read-only route, replica close enough, the client has not
     just written), on the primary otherwise. Read-only routes get a session without a
     transaction (one statement, one round trip: no BEGIN/ROLLBACK)."""
     db = request.app.state.db
     read_only = readrouting.may_use_replica(request.scope)
-    replica = (read_only and db.replica_usable()
-               and not await readrouting.recently_wrote(
-                   request.app.state.redis, readrouting.identities(request.scope)))
+    replica = read_only and await use_replica(request)
     async with (db.read_only_sessions(replica) if read_only else db.sessions()) as session:
         yield session
+
+
+async def use_replica(request: Request) -> bool:
+    """For a read-only route: whether this request reads from the replica."""
+    return (request.app.state.db.replica_usable()
+            and not await readrouting.recently_wrote(
+                request.app.state.redis, readrouting.identities(request.scope)))
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -57,7 +62,7 @@ TOKEN_QUERY = (select(OAuthToken, Account)
                .outerjoin(Account, Account.id == OAuthToken.account_id)
                .where(OAuthToken.token_hash == bindparam("token_hash")))
 
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = Annotated[AsyncSession, Depends(session_of)]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
@@ -147,21 +152,27 @@ def require_raw(scope: str):
     and the account instead of ORM objects."""
 
     async def dependency(run: RawSession, creds: Bearer) -> Auth:
-        auth = None
-        if creds is not None and creds.credentials:
-            found = await run.tuples(
-                TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})
-            if not found:
-                raise ApiError(401, "The access token is invalid")
-            values = list(found[0].values())
-            split = len(_TOKEN_COLUMNS)
-            token = rawsql.Row(zip(_TOKEN_COLUMNS, values[:split], strict=True))
-            account = (rawsql.Row(zip(_ACCOUNT_COLUMNS, values[split:], strict=True))
-                       if values[split] is not None else None)
-            auth = _checked(token, account)
-        return _permitted(auth, scope, True)
+        return await raw_auth(run, creds, scope)
 
     return Depends(dependency)
+
+
+async def raw_auth(run: rawsql.Raw, creds: HTTPAuthorizationCredentials | None,
+                   scope: str) -> Auth:
+    """The body of require_raw(scope) (also podium_app/homefast.py)."""
+    auth = None
+    if creds is not None and creds.credentials:
+        found = await run.tuples(
+            TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})
+        if not found:
+            raise ApiError(401, "The access token is invalid")
+        values = list(found[0].values())
+        split = len(_TOKEN_COLUMNS)
+        token = rawsql.Row(zip(_TOKEN_COLUMNS, values[:split], strict=True))
+        account = (rawsql.Row(zip(_ACCOUNT_COLUMNS, values[split:], strict=True))
+                   if values[split] is not None else None)
+        auth = _checked(token, account)
+    return _permitted(auth, scope, True)
 
 
 def user_of(auth: Auth) -> Account:

@@ -236,7 +236,7 @@ def _home_query(shape: tuple, fallback: tuple | None, feed: bool, everything: bo
             .limit(bindparam("limit", type_=Integer)))
 
 
-async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
+async def home(session: AsyncSession | None, redis: Redis, settings: Settings, viewer: Account,
                page: Page, run: rawsql.Orm | rawsql.Raw | None = None) -> list[Status]:
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
     of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down.
@@ -245,6 +245,7 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
     accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
     feed was trimmed). `run` executes that query (podium_app/rawsql.py; the session's ORM
     by default)."""
+    run = run or rawsql.Orm(session)
     want = page.limit
     shape = (page.ascending, page.max_id is not None, page.lower() is not None)
     values = {**_page_values(page), "viewer_id": viewer.id,
@@ -254,7 +255,7 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
     try:
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids is None:
-            await rebuild(session, redis, settings, viewer)
+            await rebuild(run.session, redis, settings, viewer)
             feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids:
             feed = True
@@ -266,6 +267,5 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
             values.update(_page_values(more, "fb_"))
     except RedisError:
         everything = True
-    run = run or rawsql.Orm(session)
     rows = await run.entities(_home_query(shape, fallback, feed, everything), values)
     return page.finish(rows)
