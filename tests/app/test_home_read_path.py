@@ -5,6 +5,7 @@ job has run, and the paging shapes (bounds, trimmed feed, Redis down) keep their
 
 import contextlib
 
+from podium_app import rawsql
 from sqlalchemy import event
 from test_timelines import follow, ids_of
 
@@ -99,39 +100,103 @@ def test_pages_past_a_trimmed_feed_come_from_postgresql(client, make_user, post,
 
 
 @contextlib.contextmanager
-def statements(app):
+def statements(app, monkeypatch=None):
     """(SQL text, inside a transaction?) for each statement the app sends while the block
-    runs; the second value is the DB-API connection's autocommit flag, inverted (BEGIN is
-    sent lazily by SQLAlchemy's asyncpg adapter, before the first statement, unless it is
-    set)."""
+    runs. Through SQLAlchemy, the second value is the DB-API connection's autocommit flag,
+    inverted (BEGIN is sent lazily by SQLAlchemy's asyncpg adapter, before the first
+    statement, unless it is set); straight through asyncpg (rawsql.Raw, the home timeline),
+    asyncpg's own transaction state."""
     engine = app.state.db.writer.sync_engine
     seen: list[tuple[str, bool]] = []
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, not conn.connection.dbapi_connection.autocommit))
 
+    if monkeypatch is not None:
+        fetch = rawsql.Raw._fetch
+
+        async def recorded(self, statement, values):
+            seen.append(("asyncpg: " + rawsql.compiled(statement).sql,
+                         self.connection.is_in_transaction()))
+            return await fetch(self, statement, values)
+
+        monkeypatch.setattr(rawsql.Raw, "_fetch", recorded)
     event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
+        if monkeypatch is not None:
+            monkeypatch.undo()
 
 
 def test_a_home_read_is_four_statements_without_a_transaction(app, client, make_user, post,
-                                                              drain):
+                                                              drain, monkeypatch):
     author, reader = make_user("author"), make_user("reader")
     follow(client, reader, author)
     post(author, "one")
     post(author, "two")
     drain()
     client.get(HOME, headers=reader.headers)  # the feed is built
-    with statements(app) as seen:
+    with statements(app, monkeypatch) as seen:
         assert len(ids_of(client.get(HOME, headers=reader.headers))) == 2
     sent = [s for s in seen if "instance_settings" not in s[0]]  # the 2 s settings refresh
-    # token + account; the page's statuses; mentions/tags/media/likes/reposts; accounts.
+    # token + account; the page's statuses; mentions/tags/media/likes/reposts; accounts:
+    # all four straight through asyncpg (docs/decisions/0250-home-read-raw-asyncpg.md).
     assert len(sent) == 4, sent
+    assert all(sql.startswith("asyncpg: ") for sql, _ in sent), sent
     assert not any(in_transaction for _, in_transaction in sent)
     # A write route still runs in a transaction.
     with statements(app) as seen:
         post(author, "three")
     assert seen and all(in_transaction for _, in_transaction in seen)
+
+
+def test_ordinary_home_reads_are_answered_below_fastapi_and_the_rest_by_fastapi(
+        client, make_user, post, drain, monkeypatch):
+    """podium_app/homefast.py answers a GET with a good token and parameters FastAPI would
+    accept; everything else falls through to the route and gets FastAPI's answer."""
+    from podium_app import homefast
+
+    author, reader = make_user("author"), make_user("reader")
+    no_read = make_user("writer", scopes="write")
+    follow(client, reader, author)
+    status = post(author, "fast")
+    drain()
+    served: list[bool] = []
+    answer = homefast.HomeFastPath._answer
+
+    async def recorded(self, scope):
+        response = await answer(self, scope)
+        served.append(response is not None)
+        return response
+
+    monkeypatch.setattr(homefast.HomeFastPath, "_answer", recorded)
+
+    def read(params=None, headers=None):
+        served.clear()
+        got = client.get(HOME, params=params or {},
+                         headers=reader.headers if headers is None else headers)
+        return got, served[0] if served else None
+
+    got, fast = read({"limit": "5", "since_id": "1"})
+    assert fast is True and got.status_code == 200 and ids_of(got) == [status["id"]]
+    assert got.headers["content-type"] == "application/json"
+    assert 'rel="next"' in got.headers["link"]
+    for params, headers, code in [
+        ({"limit": "0"}, None, 422),
+        ({"limit": "81"}, None, 422),
+        ({"limit": "ten"}, None, 422),
+        ({"max_id": "1" * 41}, None, 422),
+        ({"max_id": "a\x00b"}, None, 422),
+        ({}, {"Authorization": "Bearer not-a-token"}, 401),
+        ({}, {}, 401),
+        ({}, {"Authorization": "Basic abc"}, 401),
+        ({}, no_read.headers, 403),
+    ]:
+        got, fast = read(params, headers)
+        assert (fast, got.status_code) == (False, code), (params, headers, got.text)
+        assert "error" in got.json()
+    # Metrics label the fast answers with the route, as for a routed request.
+    text = client.get("/metrics").text
+    assert 'route="/api/v1/timelines/home",status="200"' in text

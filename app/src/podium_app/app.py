@@ -26,6 +26,7 @@ from podium_app.api import (
 )
 from podium_app.api.deps import reject_nul_in_url
 from podium_app.db import Database
+from podium_app.homefast import HomeFastPath
 from podium_app.metrics import MetricsMiddleware
 from podium_app.readrouting import ReadYourWritesMiddleware
 from podium_app.redis_client import make_redis
@@ -62,10 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (ops, instance, apps, oauth, accounts, statuses, timelines, notifications,
+    # Timelines first: routes are matched in order, and the home timeline is the busiest
+    # (no other route's path overlaps theirs).
+    for module in (timelines, ops, instance, apps, oauth, accounts, statuses, notifications,
                    admin, media):
         app.include_router(module.router)
     web.install(app)  # the web pages (podium_app.web): after the API, they share no path
+    app.add_middleware(HomeFastPath)  # innermost: inside the metrics, like a route
     app.add_middleware(ReadYourWritesMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -277,6 +277,14 @@ class Database:
             return self.replica_statement_sessions()
         return self.statement_sessions()
 
+    def read_only_engine(self, replica: bool) -> AsyncEngine:
+        """The engine of read_only_sessions(replica), for a connection without a session
+        (podium_app/homefast.py)."""
+        if replica:
+            metrics.DB_READS.labels("replica").inc()
+            return self.replica_statement_sessions.kw["bind"]
+        return self.statement_sessions.kw["bind"]
+
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session

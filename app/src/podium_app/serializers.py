@@ -85,7 +85,7 @@ def status(st: Status, ctx: StatusContext) -> dict:
         "url": url,
         "created_at": iso(st.created_at),
         "edited_at": iso(st.edited_at),
-        "account": account(author, ctx.domain),
+        "account": ctx.account(author),
         "content": "" if reblog else st.content,
         "visibility": st.visibility,
         "sensitive": st.sensitive,
@@ -133,6 +133,15 @@ class StatusContext:
         self.reblogged: set[uuid.UUID] = set()
         # Rendered MediaAttachment entities per status id, in order.
         self.media: dict[uuid.UUID, list[dict]] = {}
+        self._rendered_accounts: dict[uuid.UUID, dict] = {}
+
+    def account(self, acc: Account) -> dict:
+        """The Account entity, rendered once per batch (a page often has several posts by
+        one author; the entities are only read after rendering)."""
+        found = self._rendered_accounts.get(acc.id)
+        if found is None:
+            found = self._rendered_accounts[acc.id] = account(acc, self.domain)
+        return found
 
 
 def relationship(target_id: uuid.UUID, following: bool, followed_by: bool) -> dict:

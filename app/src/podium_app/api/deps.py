@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import instance_settings, readrouting, security
+from podium_app import instance_settings, rawsql, readrouting, security
 from podium_app.errors import ApiError, _describe
 from podium_app.models import Account, OAuthToken
 from podium_app.settings import Settings
@@ -27,18 +27,23 @@ from podium_app.settings import Settings
 bearer = HTTPBearer(auto_error=False, description="An OAuth access token (Bearer)")
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+async def session_of(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's database session: on the replica for reads that may use it
     (podium_app/readrouting.py: read-only route, replica close enough, the client has not
     just written), on the primary otherwise. Read-only routes get a session without a
     transaction (one statement, one round trip: no BEGIN/ROLLBACK)."""
     db = request.app.state.db
     read_only = readrouting.may_use_replica(request.scope)
-    replica = (read_only and db.replica_usable()
-               and not await readrouting.recently_wrote(
-                   request.app.state.redis, readrouting.identities(request.scope)))
+    replica = read_only and await use_replica(request)
     async with (db.read_only_sessions(replica) if read_only else db.sessions()) as session:
         yield session
+
+
+async def use_replica(request: Request) -> bool:
+    """For a read-only route: whether this request reads from the replica."""
+    return (request.app.state.db.replica_usable()
+            and not await readrouting.recently_wrote(
+                request.app.state.redis, readrouting.identities(request.scope)))
 
 
 async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -57,7 +62,7 @@ TOKEN_QUERY = (select(OAuthToken, Account)
                .outerjoin(Account, Account.id == OAuthToken.account_id)
                .where(OAuthToken.token_hash == bindparam("token_hash")))
 
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = Annotated[AsyncSession, Depends(session_of)]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
@@ -78,9 +83,10 @@ class Auth:
                          "read:mutes", "write:mutes") and "follow" in self.scopes
 
 
-async def _auth(session: Session,
-                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                ) -> Auth | None:
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def _auth(session: Session, creds: Bearer) -> Auth | None:
     if creds is None or not creds.credentials:
         return None
     # One round trip for the token and its account (every authenticated request pays it).
@@ -88,7 +94,11 @@ async def _auth(session: Session,
         TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})).first()
     if row is None:
         raise ApiError(401, "The access token is invalid")
-    token, account = row
+    return _checked(*row)
+
+
+def _checked(token, account) -> Auth:
+    """The token's Auth, or the refusal for a token whose account is gone or suspended."""
     if token.account_id is not None:
         if account is None:
             raise ApiError(401, "The access token is invalid")
@@ -105,21 +115,64 @@ def require(scope: str, *, user: bool = True):
     that is confirmed, approved and not suspended."""
 
     async def dependency(auth: OptionalAuth) -> Auth:
-        if auth is None:
-            raise ApiError(401, "The access token is invalid")
-        if not auth.allows(scope):
-            raise ApiError(403, "This action is outside the authorized scopes")
-        if user:
-            account = auth.account
-            if account is None:
-                raise ApiError(422, "This method requires an authenticated user")
-            if account.confirmed_at is None:
-                raise ApiError(403, "Your login is missing a confirmed e-mail address")
-            if not account.approved:
-                raise ApiError(403, "Your login is currently pending approval")
-        return auth
+        return _permitted(auth, scope, user)
 
     return Depends(dependency)
+
+
+def _permitted(auth: Auth | None, scope: str, user: bool) -> Auth:
+    if auth is None:
+        raise ApiError(401, "The access token is invalid")
+    if not auth.allows(scope):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    if user:
+        account = auth.account
+        if account is None:
+            raise ApiError(422, "This method requires an authenticated user")
+        if account.confirmed_at is None:
+            raise ApiError(403, "Your login is missing a confirmed e-mail address")
+        if not account.approved:
+            raise ApiError(403, "Your login is currently pending approval")
+    return auth
+
+
+async def _raw(session: Session) -> rawsql.Raw:
+    return await rawsql.Raw.of(session)
+
+
+RawSession = Annotated[rawsql.Raw, Depends(_raw)]
+# TOKEN_QUERY's columns: the token's, then the account's (NULL for an app-only token).
+_TOKEN_COLUMNS = [column.key for column in OAuthToken.__table__.columns]
+_ACCOUNT_COLUMNS = [column.key for column in Account.__table__.columns]
+
+
+def require_raw(scope: str):
+    """require(scope) for a route that reads through asyncpg (podium_app/rawsql.py; the home
+    timeline): the same token query, answers and refusals, with plain rows for the token
+    and the account instead of ORM objects."""
+
+    async def dependency(run: RawSession, creds: Bearer) -> Auth:
+        return await raw_auth(run, creds, scope)
+
+    return Depends(dependency)
+
+
+async def raw_auth(run: rawsql.Raw, creds: HTTPAuthorizationCredentials | None,
+                   scope: str) -> Auth:
+    """The body of require_raw(scope) (also podium_app/homefast.py)."""
+    auth = None
+    if creds is not None and creds.credentials:
+        found = await run.tuples(
+            TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})
+        if not found:
+            raise ApiError(401, "The access token is invalid")
+        values = list(found[0].values())
+        split = len(_TOKEN_COLUMNS)
+        token = rawsql.Row(zip(_TOKEN_COLUMNS, values[:split], strict=True))
+        account = (rawsql.Row(zip(_ACCOUNT_COLUMNS, values[split:], strict=True))
+                   if values[split] is not None else None)
+        auth = _checked(token, account)
+    return _permitted(auth, scope, True)
 
 
 def user_of(auth: Auth) -> Account:

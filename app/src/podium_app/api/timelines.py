@@ -7,30 +7,51 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import select
 
-from podium_app import ids
-from podium_app.api.deps import AppSettings, Auth, OptionalAuth, Session, require, user_of
+from podium_app import ids, instance_settings, rawsql
+from podium_app.api.deps import (
+    AppSettings,
+    Auth,
+    OptionalAuth,
+    RawSession,
+    Session,
+    require_raw,
+    user_of,
+)
 from podium_app.models import Account, Status, StatusTag, Tag
 from podium_app.pagination import Page, json_page, page_params
 from podium_app.services import feeds
 from podium_app.services import statuses as status_service
+from podium_app.settings import Settings
 
 router = APIRouter(tags=["timelines"])
 PageDep = Annotated[Page, Depends(page_params)]
 
 
 async def _answer(request, session, settings, rows, viewer) -> Response:
-    rendered = await status_service.render(session, settings, rows, viewer)
+    return _page(request, await status_service.render(session, settings, rows, viewer), rows)
+
+
+def _page(request: Request, rendered: list[dict], rows: list) -> Response:
     if not rows:
         return json_page(request, rendered, None, None)
     return json_page(request, rendered, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))
 
 
 @router.get("/api/v1/timelines/home", response_model=list[dict])
-async def home(request: Request, session: Session, settings: AppSettings,
-               page: PageDep, auth: Auth = require("read:statuses")) -> Response:
+async def home(request: Request, run: RawSession, page: PageDep,
+               auth: Auth = require_raw("read:statuses")) -> Response:
+    # The busiest route: its statements go straight to asyncpg (podium_app/rawsql.py), and
+    # its ordinary requests are answered below FastAPI by the same code
+    # (podium_app/homefast.py; docs/decisions/0250-home-read-raw-asyncpg.md).
+    return await home_page(request, run, instance_settings.of(request), page, auth)
+
+
+async def home_page(request: Request, run: rawsql.Raw, settings: Settings, page: Page,
+                    auth: Auth) -> Response:
     viewer = user_of(auth)
-    rows = await feeds.home(session, request.app.state.redis, settings, viewer, page)
-    return await _answer(request, session, settings, rows, viewer)
+    rows = await feeds.home(None, request.app.state.redis, settings, viewer, page, run)
+    rendered = await status_service.render_with(run, settings, rows, viewer)
+    return _page(request, rendered, rows)
 
 
 def _public_query():

@@ -23,7 +23,7 @@ from sqlalchemy import ARRAY, Integer, Select, bindparam, func, select, true, un
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from podium_app import ids
+from podium_app import ids, rawsql
 from podium_app.db import Database
 from podium_app.models import Account, Follow, Status
 from podium_app.pagination import Page
@@ -203,8 +203,13 @@ async def _from_feed(redis: Redis, settings: Settings, viewer: Account, page: Pa
         built, raw, size = await pipe.execute()
     if not built:
         return None, False
-    found = [uuid.UUID(m.decode() if isinstance(m, bytes) else m) for m in raw]
-    found = [i for i in found if page.keep(i)][:want]
+    found = []
+    for member in raw:  # parse only as many as the page takes (most reads: `want`)
+        status_id = uuid.UUID(int=int(member, 16))
+        if page.keep(status_id):
+            found.append(status_id)
+            if len(found) == want:
+                break
     return found, len(found) < want and size >= settings.home_feed_length
 
 
@@ -231,14 +236,16 @@ def _home_query(shape: tuple, fallback: tuple | None, feed: bool, everything: bo
             .limit(bindparam("limit", type_=Integer)))
 
 
-async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: Account,
-               page: Page) -> list[Status]:
+async def home(session: AsyncSession | None, redis: Redis, settings: Settings, viewer: Account,
+               page: Page, run: rawsql.Orm | rawsql.Raw | None = None) -> list[Status]:
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
     of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down.
 
     The statuses are loaded in one query whose candidates are the feed's ids plus the big
     accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
-    feed was trimmed)."""
+    feed was trimmed). `run` executes that query (podium_app/rawsql.py; the session's ORM
+    by default)."""
+    run = run or rawsql.Orm(session)
     want = page.limit
     shape = (page.ascending, page.max_id is not None, page.lower() is not None)
     values = {**_page_values(page), "viewer_id": viewer.id,
@@ -248,7 +255,7 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
     try:
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids is None:
-            await rebuild(session, redis, settings, viewer)
+            await rebuild(run.session, redis, settings, viewer)
             feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids:
             feed = True
@@ -260,6 +267,5 @@ async def home(session: AsyncSession, redis: Redis, settings: Settings, viewer: 
             values.update(_page_values(more, "fb_"))
     except RedisError:
         everything = True
-    rows = (await session.scalars(_home_query(shape, fallback, feed, everything),
-                                  values)).all()
-    return page.finish(list(rows))
+    rows = await run.entities(_home_query(shape, fallback, feed, everything), values)
+    return page.finish(rows)

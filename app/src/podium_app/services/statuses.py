@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from podium_app import rawsql
 from podium_app.errors import ApiError, forbidden, not_found, unprocessable
 from podium_app.ids import new_id
 from podium_app.media import service as media_service
@@ -319,11 +320,18 @@ ACCOUNTS_BY_ID = select(Account).where(Account.id == any_(bindparam("ids", type_
 async def render(session: AsyncSession, settings: Settings, statuses: list[Status],
                  viewer: Account | None) -> list[dict]:
     """Mastodon Status entities for `statuses`, in order, in a fixed number of queries."""
+    return await render_with(rawsql.Orm(session), settings, statuses, viewer)
+
+
+async def render_with(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses: list,
+                      viewer) -> list[dict]:
+    """render() on either executor (podium_app/rawsql.py): the home timeline passes rows
+    read through asyncpg, every other route ORM objects."""
     ctx = StatusContext(settings.domain)
     ctx.statuses = {s.id: s for s in statuses}
     originals = {s.reblog_of_id for s in statuses if s.reblog_of_id} - set(ctx.statuses)
     if originals:
-        for s in (await session.scalars(STATUSES_BY_ID, {"ids": list(originals)})).all():
+        for s in await run.entities(STATUSES_BY_ID, {"ids": list(originals)}):
             ctx.statuses[s.id] = s
     all_ids = list(ctx.statuses)
     if not all_ids:
@@ -332,7 +340,7 @@ async def render(session: AsyncSession, settings: Settings, statuses: list[Statu
     with_media = []
     details = (DETAILS_FOR_VIEWER, {"ids": all_ids, "viewer_id": viewer.id}) if viewer \
         else (DETAILS, {"ids": all_ids})
-    for sid, mention_ids, tags, media, fav, rb in (await session.execute(*details)).all():
+    for sid, mention_ids, tags, media, fav, rb in await run.tuples(*details):
         if mention_ids:
             ctx.mentions[sid] = list(mention_ids)
             account_ids.update(mention_ids)
@@ -344,10 +352,10 @@ async def render(session: AsyncSession, settings: Settings, statuses: list[Statu
             ctx.favourited.add(sid)
         if rb:
             ctx.reblogged.add(sid)
-    for acc in (await session.scalars(ACCOUNTS_BY_ID, {"ids": list(account_ids)})).all():
+    for acc in await run.entities(ACCOUNTS_BY_ID, {"ids": list(account_ids)}):
         ctx.accounts[acc.id] = acc
     if with_media:
-        for status_id, attached in (await media_service.for_statuses(session,
+        for status_id, attached in (await media_service.for_statuses(run.session,
                                                                      with_media)).items():
             ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
 
