@@ -9,10 +9,22 @@ from pathlib import Path
 import pytest
 from test_role_templates import _render, _template
 
+from kit.errors import PodiumError
 from kit.paths import REPO
+from kit.stack import known_roles, parse_stack, port_collisions, role_ports
 
 COMMON = REPO / "roles" / "common"
 BACKUP = REPO / "roles" / "backup"
+STACK = """config:
+  podium:provider: local
+  podium:domain: podium.test
+  podium:mode: desk
+  podium:admin: {{user: podium, email: ops@podium.test, ssh_cidrs: [10.9.0.1/32]}}
+  podium:network: {{cidr: 10.9.0.0/24}}
+  podium:lab: {{bridge: pd-t}}
+  podium:hosts:
+    - {{name: solo, roles: {roles}, size: small, address: 10.9.0.10}}
+"""
 
 
 def _hosts_file(tmp_path: Path, entries: list[dict]) -> list[list[str]]:
@@ -66,3 +78,19 @@ def test_repository_host_reaches_other_database_hosts_over_tls(tmp_path, postgre
     for index, name in enumerate(postgres, start=1):
         assert f"pg{index}-host={name}\npg{index}-host-type=tls" in conf
     assert "archive-async" not in conf
+
+
+def test_every_role_on_one_host_claims_no_port_twice():
+    """local-mini holds every role: the ports two roles share are served by one daemon."""
+    assert port_collisions(known_roles()) == []
+
+
+def test_roles_claiming_the_same_port_cannot_share_a_host(monkeypatch):
+    table = {**role_ports(), "extra": [{"port": 8080, "proto": "tcp", "from": "private",
+                                        "why": "a second listener on the proxy's port"}]}
+    monkeypatch.setattr("kit.stack.role_ports", lambda: table)
+    assert port_collisions(["proxy", "extra"]) == ["tcp/8080: extra, proxy"]
+    with pytest.raises(PodiumError) as caught:
+        parse_stack("t", STACK.format(roles="[proxy, extra]"), "t.yaml")
+    assert "podium:hosts[0].roles" in caught.value.message + caught.value.hint
+    assert "tcp/8080: extra, proxy" in caught.value.message + caught.value.hint
