@@ -65,9 +65,10 @@ def port_collisions(roles: list[str]) -> list[str]:
     for role in roles:
         for entry in table.get(role) or []:
             owners.setdefault((entry["port"], entry["proto"]), set()).add(role)
+    shared = {key: roles for key, (roles, _why) in SHARED_PORTS.items()}
     return [f"{proto}/{port}: {', '.join(sorted(names))}"
             for (port, proto), names in sorted(owners.items())
-            if len(names) > 1 and not names <= SHARED_PORTS.get((port, proto), (frozenset(), ""))[0]]
+            if len(names) > 1 and not names <= shared.get((port, proto), frozenset())]
 
 
 def _hostname(value: str) -> str:
