@@ -47,6 +47,30 @@ def known_roles() -> list[str]:
     return sorted(role_ports())
 
 
+# Ports that two roles claim in the role-to-ports table and can share on one host, because
+# one daemon serves both: (port, proto) -> the roles and why. Any other port claimed by two
+# roles of one host is a collision the stack validation refuses (decision 0263).
+SHARED_PORTS: dict[tuple[int, str], tuple[frozenset[str], str]] = {
+    (9113, "tcp"): (frozenset({"edge", "media"}), "one nginx and its one exporter"),
+    (8432, "tcp"): (frozenset({"postgres", "backup"}), "one pgBackRest TLS server"),
+    (80, "tcp"): (frozenset({"edge", "mail"}),
+                  "certbot stops the edge's nginx for the mail certificate (decision 0262)"),
+}
+
+
+def port_collisions(roles: list[str]) -> list[str]:
+    """Ports that two of ``roles`` claim on one host and cannot share, as 'tcp/80: a, b'."""
+    owners: dict[tuple[int, str], set[str]] = {}
+    table = role_ports()
+    for role in roles:
+        for entry in table.get(role) or []:
+            owners.setdefault((entry["port"], entry["proto"]), set()).add(role)
+    shared = {key: roles for key, (roles, _why) in SHARED_PORTS.items()}
+    return [f"{proto}/{port}: {', '.join(sorted(names))}"
+            for (port, proto), names in sorted(owners.items())
+            if len(names) > 1 and not names <= shared.get((port, proto), frozenset())]
+
+
 def _hostname(value: str) -> str:
     if not HOSTNAME.match(value):
         raise ValueError(
@@ -149,6 +173,12 @@ class Host(Strict):
                 raise ValueError(f"unknown role '{role}'; known roles: {', '.join(known)}")
         if len(set(roles)) != len(roles):
             raise ValueError("a role is listed twice")
+        if collisions := port_collisions(roles):
+            raise ValueError(
+                f"these roles cannot share one host, they claim the same port "
+                f"({'; '.join(collisions)}): put them on separate hosts, or make one daemon "
+                "serve both and list the port in kit/stack.py SHARED_PORTS"
+            )
         return roles
 
 

@@ -31,6 +31,17 @@ def group_host(pytestconfig, inventory, group):
         f"ansible://{names[0]}", ansible_inventory=pytestconfig.option.ansible_inventory)
 
 
+def outsider(pytestconfig, inventory, name: str, groups: tuple[str, ...]):
+    """A testinfra host to probe a refusal from: host ``name`` when it holds none of
+    ``groups``; otherwise (a one-host stack, where it holds them all) this controller, whose
+    bridge address is in the private network but belongs to no host of any role."""
+    children = inventory["all"]["children"]
+    if any(name in ((children.get(g) or {}).get("hosts") or {}) for g in groups):
+        return testinfra.get_host("local://")
+    return testinfra.get_host(f"ansible://{name}",
+                              ansible_inventory=pytestconfig.option.ansible_inventory)
+
+
 def http_from(remote, method: str, url: str, body: bytes | None = None) -> dict:
     """One request from ``remote``: {"status", "headers", "body"} (HTTP errors included)."""
     args = [method, url] + ([body.decode()] if body is not None else [])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from exporter_checks import listening_addresses, metrics_port, samples, scrape, value
-from remote_http import group_host, http_from
+from remote_http import group_host, http_from, outsider
 
 from kit import edgehttp
 
@@ -257,9 +257,11 @@ def test_purge_listener_listens_on_the_private_address_only(host, host_vars, pur
     assert listening_addresses(host, port) == {host_vars["podium_private_address"]}
 
 
-def test_purge_is_refused_to_a_host_that_is_not_an_app_host(host, purge_url):
+def test_purge_is_refused_to_a_host_that_is_not_an_app_host(host, pytestconfig, inventory,
+                                                             purge_url):
     """The edge itself (a private address, but not an app host's) gets 403."""
-    assert http_from(host, "GET", f"{purge_url}/m/00/00/{'0' * 64}.jpg")["status"] == 403
+    stranger = outsider(pytestconfig, inventory, host.backend.get_hostname(), ("app",))
+    assert http_from(stranger, "GET", f"{purge_url}/m/00/00/{'0' * 64}.jpg")["status"] == 403
 
 
 def test_purge_answers_only_get(app_host, purge_url):

@@ -83,6 +83,27 @@ def test_certificate_is_valid_for_the_mx_name_and_chains_to_the_lab_ca(host, sta
     assert "Verification: OK" in result.stderr
 
 
+def test_certificate_renews_while_an_edge_on_the_same_host_holds_port_80(host, inventory):
+    """Decision 0262: certbot's standalone challenge stops the edge's nginx for its seconds on
+    port 80 (hooks stored in the lineage) and starts it again. A dry run against the CA runs
+    the same challenge and hooks as certbot.timer's renewal."""
+    name = host.backend.get_hostname()
+    if name not in (inventory["all"]["children"].get("edge") or {}).get("hosts", {}):
+        pytest.skip("the edge is on another host: port 80 is free for certbot")
+    with host.sudo():
+        renewal = host.file("/etc/letsencrypt/renewal/mail.conf").content_string
+        # --dry-run switches to Let's Encrypt's staging CA unless the server is given.
+        (server,) = [line.split("=", 1)[1].strip() for line in renewal.splitlines()
+                     if line.startswith("server =")]
+        result = host.run("REQUESTS_CA_BUNDLE=/etc/podium/acme/api-ca.pem certbot renew "
+                          "--cert-name mail --dry-run --no-random-sleep-on-renew --server %s",
+                          server)
+    assert "pre_hook = systemctl stop nginx" in renewal
+    assert result.rc == 0, result.stdout + result.stderr
+    assert host.service("nginx").is_running
+    assert host.socket("tcp://0.0.0.0:80").is_listening
+
+
 def test_signing_key_is_the_published_one(host, stack_vars):
     """The private key OpenDKIM signs with derives the public key in the secrets (and DNS)."""
     public = (Path(stack_vars["podium_secrets_dir"]) / "dkim" / f"{SELECTOR}.pub").read_text()

@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 from exporter_checks import listening_addresses, metrics_port, scrape, value
-from remote_http import group_host, http_from
+from remote_http import group_host, http_from, outsider
 
 testinfra_hosts = ["ansible://media"]
 
@@ -64,15 +64,18 @@ def test_path_that_is_not_content_addressed_is_not_immutable(app_host, origin_ur
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "MKCOL"])
-def test_edge_host_may_not_write(edge_host, origin_url, method):
+def test_edge_host_may_not_write(pytestconfig, inventory, origin_url, method):
+    name, _ = group_host(pytestconfig, inventory, "edge")
+    edge_host = outsider(pytestconfig, inventory, name, ("app",))
     body = b"intruder" if method == "PUT" else None
     target = origin_url + ("/m/intruder/" if method == "MKCOL" else PATH)
     assert http_from(edge_host, method, target, body)["status"] == 403
 
 
-def test_non_reader_is_refused_even_for_get(host, origin_url):
+def test_non_reader_is_refused_even_for_get(host, pytestconfig, inventory, origin_url):
     """The media host itself is neither an app host nor an edge: refused like any stranger."""
-    assert http_from(host, "GET", origin_url + PATH)["status"] == 403
+    stranger = outsider(pytestconfig, inventory, host.backend.get_hostname(), ("app", "edge"))
+    assert http_from(stranger, "GET", origin_url + PATH)["status"] == 403
 
 
 def test_app_host_can_delete(app_host, origin_url):
