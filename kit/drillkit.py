@@ -185,6 +185,30 @@ class Remote:
         return self.run(app, f"{APP_CLI} {args}")
 
 
+def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> str:
+    """Take an incremental backup when the newest backup is not on the primary's timeline.
+
+    A promotion (failover, or the end of a restore) starts a new timeline. A restore of the
+    newest backup replays WAL from that backup's timeline and must find a path of history
+    files to the timeline it is asked for; after a restore to a past time, the newest backup
+    sits on a branch the database has left. A backup on the current timeline makes the next
+    restore start where the database is (the backup role does the same at every converge)."""
+    name, = remote.psql(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
+    current = int(name[:8], 16)
+    info = json.loads(remote.run(
+        backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+    backups = info.get("backup", [])
+    newest = int(backups[-1]["archive"]["start"][:8], 16) if backups else None
+    if newest == current:
+        return f"the newest backup is on timeline {current} already"
+    began = time.monotonic()
+    remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --type=incr backup",
+               timeout=3600)
+    return (f"took an incremental backup on timeline {current} in "
+            f"{fmt_seconds(time.monotonic() - began)} ({why}; the newest backup was on "
+            f"timeline {newest})")
+
+
 # ---------------------------------------------------------------- the platform's API
 
 @dataclass
