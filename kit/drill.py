@@ -450,7 +450,7 @@ def _smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------- failover
 
-def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
+def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = False) -> Result:
     stack, paths = _load(stack_name, allow_cloud, FAILOVER_NEEDS)
     remote = Remote(stack, paths)
     groups = stack.groups()
@@ -484,9 +484,14 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         tl.note(f"{len(writer.acked)} posts acknowledged so far")
 
     stopped = time.time()
-    marks["primary stopped"] = stopped
-    with tl.step(f"Stop the primary's host {old}"):
-        Machine(stack, stack.host(old), paths).stop()
+    marks["primary crashed" if crash else "primary stopped"] = stopped
+    with tl.step(f"{'Crash (SIGKILL)' if crash else 'Stop'} the primary's host {old}"):
+        if crash:
+            # Whole-host disaster: every process of the guest is killed at once, PostgreSQL
+            # gets no shutdown checkpoint and its archiver no last push.
+            Machine(stack, stack.host(old), paths).kill()
+        else:
+            Machine(stack, stack.host(old), paths).stop()
     # A clean shutdown still answers requests sent in its first moments (they are real,
     # acknowledged writes): the outage is the gap around the moment the host is gone.
     gone = time.time()
@@ -567,7 +572,12 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"# Failover drill on stack `{stack.name}`, "
         f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}`",
+        f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}"
+        + (" --crash`" if crash else "`"),
+        "",
+        "Disaster: " + ("the primary's host was **killed** (SIGKILL to every process of the "
+                        "guest: no shutdown, no last WAL push)" if crash else
+                        "the primary's host was **stopped** cleanly (SIGTERM, shutdown)"),
         "",
         "| figure | value |", "|---|---|",
         "| write-unavailability (last write acknowledged before the outage → writes flowing "
