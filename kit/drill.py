@@ -49,6 +49,7 @@ from kit.drillkit import (
     configured_primary,
     lost_writes_section,
     parse_target,
+    pgbackrest_time,
     present_ids,
     publisher,
     record_primary,
@@ -283,7 +284,7 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
 
     with tl.step(f"Restore the database on {primary} with pgBackRest "
                  f"({'to ' + target.isoformat() if target else 'latest'})"):
-        options = (f"--type=time --target={shlex.quote(target.isoformat())} "
+        options = (f"--type=time --target={shlex.quote(pgbackrest_time(target))} "
                    "--target-action=promote" if target else "")
         remote.run(primary, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo -u postgres "
                    f"pgbackrest --stanza={STANZA} --delta {options} restore && "

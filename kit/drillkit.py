@@ -73,7 +73,17 @@ def parse_target(text: str, now: dt.datetime | None = None) -> dt.datetime:
             f"--to {when.isoformat()} is in the future (now is "
             f"{now.replace(microsecond=0).isoformat()})",
             "a restore goes back in time: give a moment that has passed")
-    return when.astimezone(dt.UTC)
+    # Milliseconds: what pgBackRest's --target carries (pgbackrest_time); the manifest and
+    # the list of posts after the target use the same instant.
+    when = when.astimezone(dt.UTC)
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def pgbackrest_time(when: dt.datetime) -> str:
+    """A UTC time as pgBackRest's --target reads it (it refuses ISO 8601's "T" and
+    microseconds: `YYYY-MM-DD HH:MM:SS.mmm+00`). PostgreSQL reads the same text."""
+    utc = when.astimezone(dt.UTC)
+    return f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond // 1000:03d}+00"
 
 
 def check_drill_stack(stack: Stack, allow_cloud: bool, needs: dict[str, int]) -> None:

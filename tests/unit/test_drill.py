@@ -13,6 +13,7 @@ from kit.drillkit import (
     backup_new_timeline,
     check_drill_stack,
     parse_target,
+    pgbackrest_time,
     timeline_chart,
     write_outage,
 )
@@ -27,6 +28,8 @@ NOW = dt.datetime(2026, 11, 21, 17, 0, tzinfo=dt.UTC)
     ("2026-11-21 17:30:00+01:00", dt.datetime(2026, 11, 21, 16, 30, tzinfo=dt.UTC)),
     ("2026-11-21T16:30:00.250+00:00", dt.datetime(2026, 11, 21, 16, 30, 0, 250000,
                                                   tzinfo=dt.UTC)),
+    ("2026-11-21T16:30:00.250999+00:00", dt.datetime(2026, 11, 21, 16, 30, 0, 250000,
+                                                     tzinfo=dt.UTC)),
 ])
 def test_target_times_with_a_zone_are_read_in_utc(text, expected):
     assert parse_target(text, NOW) == expected
@@ -137,3 +140,9 @@ def test_posts_after_the_target_are_listed_by_id_or_flagged_when_present():
     assert "`111`" in text and "`222`" in text and "absent after the restore" in text
     flagged = "\n".join(drill.after_target_section(target, rows, ["222"]))
     assert "went past the" in flagged and "222" in flagged
+
+
+def test_pgbackrest_target_has_no_t_and_milliseconds_in_utc():
+    # pgBackRest 2.55 refuses '2026-11-22T00:13:26.997548+00:00' (error 029, found in the lab).
+    when = dt.datetime(2026, 11, 22, 1, 13, 26, 997548, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert pgbackrest_time(when) == "2026-11-22 00:13:26.997+00"
