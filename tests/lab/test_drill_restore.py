@@ -4,9 +4,9 @@ destroyed and rebuilt, the database comes back to TIME. Posts from before TIME a
 from after it are absent and the report lists them by ID (lost by design of --to), the
 manifest (rows created up to TIME) matches, and the platform serves.
 
-It destroys hosts and takes about 9-10 minutes on the shared 2-core machine (docs/perf.md,
-"Restore to a chosen time"), over the ~6 minutes the CI drill tier allows: it runs only when
-PODIUM_SLOW_DRILLS=1 is set, e.g.
+It destroys hosts and takes about 8-10 minutes on the shared 2-core machine (8m10s measured:
+docs/perf.md, "Restore to a chosen time"), over the ~6 minutes the CI drill tier allows: it
+runs only when PODIUM_SLOW_DRILLS=1 is set, e.g.
 `PODIUM_SLOW_DRILLS=1 PODIUM_STACK=lab-backup .venv/bin/pytest tests/lab/test_drill_restore.py`.
 """
 
