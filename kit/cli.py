@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restore: how long the writer posts after the manifest (20)")
     p.add_argument("--warmup", type=float, default=10, metavar="S",
                    help="failover: seconds of steady writes before the primary stops (10)")
+    p.add_argument("--crash", action="store_true",
+                   help="failover: kill the primary's host (SIGKILL, no shutdown) instead of "
+                        "stopping it cleanly")
     p.add_argument("--allow-cloud", action="store_true",
                    help="accept a cloud stack (drills destroy hosts; refused without it)")
 
@@ -261,11 +264,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from kit import drill
 
         if args.what == "restore":
+            if args.crash:
+                raise PodiumError("--crash belongs to drill failover, not drill restore")
             result = drill.restore(args.stack, args.to, args.allow_cloud, args.write_seconds)
         else:
             if args.to is not None:
                 raise PodiumError("--to belongs to drill restore, not drill failover")
-            result = drill.failover(args.stack, args.allow_cloud, args.warmup)
+            result = drill.failover(args.stack, args.allow_cloud, args.warmup, args.crash)
         return 0 if result.ok else 1
     elif args.command == "dev":
         from kit import dev

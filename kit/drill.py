@@ -27,6 +27,7 @@ import shlex
 import subprocess
 import tarfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +44,12 @@ from kit.drillkit import (
     Remote,
     Timeline,
     Writer,
+    backup_new_timeline,
     check_drill_stack,
     configured_primary,
     lost_writes_section,
     parse_target,
+    pgbackrest_time,
     present_ids,
     publisher,
     record_primary,
@@ -243,6 +246,14 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
             remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
         for table, entry in manifest["db"].items():
             tl.note(f"{table}: {entry['count']} rows, md5 {entry['md5'][:12]}")
+        before_sentinel = None
+        if target:
+            newest = remote.psql(primary, "SELECT id FROM statuses WHERE visibility = 'public' "
+                                          f"AND created_at <= '{db_cut}' ORDER BY id DESC "
+                                          "LIMIT 1")
+            before_sentinel = str(uuid.UUID(newest[0][0]).int) if newest else None
+            tl.note(f"the smoke will read {before_sentinel or 'no post (none before the target)'}"
+                    ", the newest public post before the target")
         for host, entry in manifest["media"].items():
             tl.note(f"media on {host}: {entry['count']} files", host)
 
@@ -252,6 +263,12 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         time.sleep(write_seconds)
         writer.stop()
         tl.note(f"{len(writer.acked)} posts acknowledged, {len(writer.failures)} failed")
+        # --to goes back in time on purpose: every post made after the target (the drill's
+        # own above included) is gone afterwards. Listed now, while they exist, by ID.
+        after_target = statuses_after(remote, primary, target) if target else []
+        if target:
+            tl.note(f"{len(after_target)} posts were created after the target "
+                    f"{target.isoformat()}: absent after the restore by design")
 
     disaster = time.time()
     marks["disaster"] = disaster
@@ -267,12 +284,18 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
 
     with tl.step(f"Restore the database on {primary} with pgBackRest "
                  f"({'to ' + target.isoformat() if target else 'latest'})"):
-        options = (f"--type=time --target={shlex.quote(target.isoformat())} "
+        options = (f"--type=time --target={shlex.quote(pgbackrest_time(target))} "
                    "--target-action=promote" if target else "")
         remote.run(primary, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo -u postgres "
                    f"pgbackrest --stanza={STANZA} --delta {options} restore && "
                    f"sudo systemctl start postgresql@{PG_CLUSTER}", timeout=1800)
         remote.wait_primary(primary, 1800)
+        if target:
+            # pgBackRest wrote the target into postgresql.auto.conf; the replica's base
+            # backup copies that file, and a standby with a recovery target in its past stops
+            # at its first commit and promotes itself: two primaries (found in the lab).
+            remote.psql(primary, "ALTER SYSTEM RESET recovery_target_time")
+            remote.psql(primary, "ALTER SYSTEM RESET recovery_target_action")
         remote.run(primary, "sudo systemctl restart pgbouncer")
 
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'} from the restored "
@@ -300,23 +323,50 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         expected = [w for w in writer.acked if target is None or w.at <= target.timestamp()]
         lost = [w for w in expected if w.id not in present]
         survived = [w for w in writer.acked if w.id in present]
+        # A restore to --to that kept a post made after the target went past it.
+        overshoot = sorted(present_ids(remote, primary, "statuses",
+                                       [i for i, _ in after_target]))
+        if target:
+            (newer,), = remote.psql(primary, "SELECT count(*) FROM statuses WHERE created_at "
+                                             f"> '{target.isoformat()}'")
+            if int(newer) and not overshoot:
+                overshoot = [f"{newer} row(s)"]
         tl.note(f"manifest {'matches' if matched else 'DOES NOT MATCH'}; "
-                f"{len(survived)}/{len(writer.acked)} writes survived, {len(lost)} lost")
+                f"{len(survived)}/{len(writer.acked)} writes survived, {len(lost)} lost"
+                + (f"; {len(after_target) - len(overshoot)}/{len(after_target)} posts after "
+                   f"the target absent as intended" if target else ""))
 
     with tl.step("Smoke: post and read back through the proxy; read the sentinel"):
+        if target:
+            # The drill's publisher and sentinel were made after the target: gone. A new
+            # publisher posts, and reads the newest post made before the target.
+            _, token = publisher(remote, app, stack.domain, "smoke")
+            sentinel = before_sentinel
         smoke_ok, smoke = _smoke(api, token, sentinel)
         serving = time.time()
         marks["serving again"] = serving
         tl.note(smoke)
 
-    with tl.step("Check the repository takes the restored primary's WAL"):
-        remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
+    with tl.step("Check the repository takes the restored primary's WAL; back up the new "
+                 "timeline"):
+        # The restore promoted a new timeline. Until a backup is taken on it, the newest
+        # backup belongs to the old one (for --to, to a branch the database has left), and
+        # a later restore of "the newest backup" would follow a history that is not ours.
+        # A failure here fails the drill but still leaves its report.
+        try:
+            remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
+            backup_after = backup_new_timeline(remote, backup, primary, "after the restore")
+            backup_ok = True
+        except PodiumError as err:
+            backup_after, backup_ok = f"**FAILED**: {err.message}", False
+        tl.note(backup_after)
 
     last_made = writer.acked[-1].at if writer.acked else None
     newest_kept = max((w.at for w in survived), default=None)
     rpo = (last_made - newest_kept) if last_made and newest_kept else (
         (last_made - disaster) if last_made else 0.0)
     rto = serving - disaster
+    ok = matched and smoke_ok and not overshoot and backup_ok
     lines = [
         f"# Restore drill on stack `{stack.name}`, "
         f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
@@ -327,20 +377,33 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         "",
         "| figure | value |", "|---|---|",
         f"| RTO (disaster → platform serving again) | **{fmt_seconds(rto)}** |",
-        f"| RPO (last write made → newest write that survived) | **{fmt_seconds(rpo)}** |",
+        (f"| RPO (last write made → newest write that survived) | **{fmt_seconds(rpo)}** |"
+         if target is None else "| RPO | not applicable: restored to a chosen time (--to) |"),
         f"| restored to | {'latest' if target is None else target.isoformat()} |",
+        *([f"| posts created after the target | {len(after_target)}, "
+           f"{len(after_target) - len(overshoot)} absent as intended"
+           + (f", **{len(overshoot)} still present**" if overshoot else "") + " |"]
+          if target else []),
         f"| manifest matches | {'yes' if matched else '**NO**'} |",
         f"| writes after the manifest | {len(writer.acked)} acknowledged, "
         f"{len(survived)} survived, {len(lost)} lost |",
         f"| smoke (post + read back through the proxy) | {'passed' if smoke_ok else '**FAILED**'}"
         " |",
         f"| destroyed and rebuilt | {', '.join(destroyed)} |",
+        f"| repository check and backup on the new timeline | {backup_after} |",
         "",
         "## Timeline", "", *timeline_chart(tl, marks), "",
         "## Manifest", "",
         f"Rows created at or before {db_cut}; media files at the origin with their sha256.",
+        *(["", "With --to the manifest counts only rows created at or before the target: "
+           "what comes back. Rows made after it are not in the manifest; the posts among them "
+           "are listed by ID below and checked absent. (A row is dated when its transaction "
+           "began and recovery stops at commits, so a post begun before the target and "
+           "committed after it would be a manifest mismatch: reported, not hidden.)"]
+          if target else []),
         "", "| data | before | after | same |", "|---|---|---|---|",
         *(f"| {' | '.join(r)} |" for r in rows), "",
+        *(after_target_section(target, after_target, overshoot) if target else []),
         "## Lost writes", "",
         "The manifest is taken at a point the backups hold (WAL switched and archived, media "
         "pushed); the writer then posts for the time above and the hosts are destroyed without "
@@ -352,20 +415,45 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         f"Smoke: {smoke}",
     ]
     report = write_report("restore", stack, lines)
-    return Result(matched and smoke_ok, report, {
+    return Result(ok, report, {
         "rto": rto, "rpo": rpo, "matched": matched, "smoke": smoke_ok,
-        "acked": len(writer.acked), "lost": [w.id for w in lost]})
+        "acked": len(writer.acked), "lost": [w.id for w in lost],
+        "after_target": [i for i, _ in after_target], "overshoot": overshoot})
 
 
-def _smoke(api: Api, token: str, sentinel: str) -> tuple[bool, str]:
+def statuses_after(remote: Remote, primary: str, target: dt.datetime) -> list[tuple[str, str]]:
+    """(API ID, created_at) of every post created after ``target``, oldest first."""
+    rows = remote.psql(primary, "SELECT id, created_at FROM statuses WHERE created_at > "
+                                f"'{target.isoformat()}' ORDER BY id")
+    return [(str(uuid.UUID(r[0]).int), r[1]) for r in rows]
+
+
+def after_target_section(target: dt.datetime, after: list[tuple[str, str]],
+                         overshoot: list[str]) -> list[str]:
+    out = ["## Posts after the target: lost by design of --to", "",
+           f"{len(after)} post(s) were created after {target.isoformat()} (listed before the "
+           "disaster); a restore to that time does not bring them back."]
+    if overshoot:
+        out += ["", f"**{len(overshoot)} of them are still present: the restore went past the "
+                f"target**: {', '.join(overshoot)}"]
+    else:
+        out += ["", "All of them are absent after the restore, as intended."]
+    if after:
+        out += ["", "| status ID | created at |", "|---|---|",
+                *(f"| `{i}` | {at} |" for i, at in after)]
+    return [*out, ""]
+
+
+def _smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:
     """Post and read back through the proxy (retrying while the app reconnects), and read a
-    post made before the disaster."""
+    post made before the disaster (``sentinel``; None: there is none to read)."""
     deadline, last = time.monotonic() + 300, ""
     while time.monotonic() < deadline:
         try:
             new = api.post(token, "drill smoke: written after the restore")
-            if api.read(token, new) and api.read(token, sentinel):
-                return True, f"posted {new} and read it back; read sentinel {sentinel}"
+            if api.read(token, new) and (sentinel is None or api.read(token, sentinel)):
+                return True, (f"posted {new} and read it back; "
+                              + (f"read sentinel {sentinel}" if sentinel else "no sentinel"))
             last = "a post could not be read back"
         except (PodiumError, OSError) as err:
             last = str(err)
@@ -375,7 +463,7 @@ def _smoke(api: Api, token: str, sentinel: str) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------- failover
 
-def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
+def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = False) -> Result:
     stack, paths = _load(stack_name, allow_cloud, FAILOVER_NEEDS)
     remote = Remote(stack, paths)
     groups = stack.groups()
@@ -409,9 +497,14 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         tl.note(f"{len(writer.acked)} posts acknowledged so far")
 
     stopped = time.time()
-    marks["primary stopped"] = stopped
-    with tl.step(f"Stop the primary's host {old}"):
-        Machine(stack, stack.host(old), paths).stop()
+    marks["primary crashed" if crash else "primary stopped"] = stopped
+    with tl.step(f"{'Crash (SIGKILL)' if crash else 'Stop'} the primary's host {old}"):
+        if crash:
+            # Whole-host disaster: every process of the guest is killed at once, PostgreSQL
+            # gets no shutdown checkpoint and its archiver no last push.
+            Machine(stack, stack.host(old), paths).kill()
+        else:
+            Machine(stack, stack.host(old), paths).stop()
     # A clean shutdown still answers requests sent in its first moments (they are real,
     # acknowledged writes): the outage is the gap around the moment the host is gone.
     gone = time.time()
@@ -460,6 +553,12 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         if remote.in_recovery(old) is not True:
             raise PodiumError(f"{old} did not come back as a replica")
         writer.stop()
+        # The converge's backup role backs up the new timeline (roles/backup/tasks/
+        # repository.yml); this confirms it, or takes the backup if the role did not.
+        backup_note = (backup_new_timeline(remote, groups["backup"][0], new, "after the "
+                                           "promotion") if groups.get("backup") else
+                       "no backup host in this stack")
+        tl.note(backup_note)
 
     with tl.step("Count lost writes; check the replica streams"):
         present = present_ids(remote, new, "statuses", [w.id for w in writer.acked])
@@ -486,7 +585,12 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         f"# Failover drill on stack `{stack.name}`, "
         f"{dt.datetime.fromtimestamp(tl.started, dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}`",
+        f"Command: `./podium drill failover --stack {stack.name} --warmup {warmup:.0f}"
+        + (" --crash`" if crash else "`"),
+        "",
+        "Disaster: " + ("the primary's host was **killed** (SIGKILL to every process of the "
+                        "guest: no shutdown, no last WAL push)" if crash else
+                        "the primary's host was **stopped** cleanly (SIGTERM, shutdown)"),
         "",
         "| figure | value |", "|---|---|",
         "| write-unavailability (last write acknowledged before the outage → writes flowing "
@@ -503,6 +607,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float) -> Result:
         + _pauses(rebuild_pauses, tl.started) + " |",
         f"| old primary → new primary | {old} → {new} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
+        f"| backup on the new timeline | {backup_note} |",
         "",
         "## Timeline", "", *timeline_chart(tl, marks), "",
         "## Lost writes", "",

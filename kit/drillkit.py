@@ -73,7 +73,17 @@ def parse_target(text: str, now: dt.datetime | None = None) -> dt.datetime:
             f"--to {when.isoformat()} is in the future (now is "
             f"{now.replace(microsecond=0).isoformat()})",
             "a restore goes back in time: give a moment that has passed")
-    return when.astimezone(dt.UTC)
+    # Milliseconds: what pgBackRest's --target carries (pgbackrest_time); the manifest and
+    # the list of posts after the target use the same instant.
+    when = when.astimezone(dt.UTC)
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+def pgbackrest_time(when: dt.datetime) -> str:
+    """A UTC time as pgBackRest's --target reads it (it refuses ISO 8601's "T" and
+    microseconds: `YYYY-MM-DD HH:MM:SS.mmm+00`). PostgreSQL reads the same text."""
+    utc = when.astimezone(dt.UTC)
+    return f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond // 1000:03d}+00"
 
 
 def check_drill_stack(stack: Stack, allow_cloud: bool, needs: dict[str, int]) -> None:
@@ -183,6 +193,30 @@ class Remote:
 
     def app_cli(self, app: str, args: str) -> str:
         return self.run(app, f"{APP_CLI} {args}")
+
+
+def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> str:
+    """Take an incremental backup when the newest backup is not on the primary's timeline.
+
+    A promotion (failover, or the end of a restore) starts a new timeline. A restore of the
+    newest backup replays WAL from that backup's timeline and must find a path of history
+    files to the timeline it is asked for; after a restore to a past time, the newest backup
+    sits on a branch the database has left. A backup on the current timeline makes the next
+    restore start where the database is (the backup role does the same at every converge)."""
+    name, = remote.psql(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
+    current = int(name[:8], 16)
+    info = json.loads(remote.run(
+        backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+    backups = info.get("backup", [])
+    newest = int(backups[-1]["archive"]["start"][:8], 16) if backups else None
+    if newest == current:
+        return f"the newest backup is on timeline {current} already"
+    began = time.monotonic()
+    remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --type=incr backup",
+               timeout=3600)
+    return (f"took an incremental backup on timeline {current} in "
+            f"{fmt_seconds(time.monotonic() - began)} ({why}; the newest backup was on "
+            f"timeline {newest})")
 
 
 # ---------------------------------------------------------------- the platform's API

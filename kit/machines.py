@@ -141,6 +141,21 @@ class Machine:
         self.pid_file.unlink(missing_ok=True)
         cgroups.remove(self.machine_name)
 
+    def kill(self) -> None:
+        """Pull the plug: SIGKILL to every process of the guest and its nspawn, no shutdown
+        (what a host crash or a provider's hard stop does to the services on it)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        for child in _children(pid):
+            os.kill(child, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+        cgroups.remove(self.machine_name)
+
     def remove(self) -> None:
         self.stop()
         cgroups.remove(self.machine_name)

@@ -191,6 +191,18 @@ def restore_host(pytestconfig, inventory):
     )
 
 
+def test_newest_backup_is_on_the_current_timeline(host, primary):
+    """After a promotion (failover, restore) the role backs up the new timeline, so a restore
+    of the newest backup replays no timeline switch and cannot start on a branch the
+    database has left (decision 0220)."""
+    current = _pg(primary, 'psql -XAtc "SELECT pg_walfile_name(pg_current_wal_lsn())"')
+    assert current.rc == 0, current.stderr
+    newest = _info(host)["backup"][-1]["archive"]["start"]
+    on, now = int(newest[:8], 16), int(current.stdout.strip()[:8], 16)
+    assert on == now, (f"the newest backup is on timeline {on}, the database on {now}: "
+                       "converge the backup host (it backs up the new timeline)")
+
+
 def test_point_in_time_restore_brings_back_the_last_archived_write(primary, restore_host):
     """Write a probe row on the primary, archive its WAL, restore the newest backup plus the
     archive into a scratch directory beside the replica, start it on a private socket and

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
-from kit import cli
+from kit import cli, drill
 from kit.drillkit import (
     Timeline,
+    backup_new_timeline,
     check_drill_stack,
     parse_target,
+    pgbackrest_time,
     timeline_chart,
     write_outage,
 )
@@ -25,6 +28,8 @@ NOW = dt.datetime(2026, 11, 21, 17, 0, tzinfo=dt.UTC)
     ("2026-11-21 17:30:00+01:00", dt.datetime(2026, 11, 21, 16, 30, tzinfo=dt.UTC)),
     ("2026-11-21T16:30:00.250+00:00", dt.datetime(2026, 11, 21, 16, 30, 0, 250000,
                                                   tzinfo=dt.UTC)),
+    ("2026-11-21T16:30:00.250999+00:00", dt.datetime(2026, 11, 21, 16, 30, 0, 250000,
+                                                     tzinfo=dt.UTC)),
 ])
 def test_target_times_with_a_zone_are_read_in_utc(text, expected):
     assert parse_target(text, NOW) == expected
@@ -96,3 +101,48 @@ def test_timeline_chart_has_a_gantt_and_a_text_bar_per_step():
 ])
 def test_write_outage_spans_every_pause_around_the_stop(acks, outage):
     assert write_outage(acks, stopped=2.1) == outage
+
+
+class _FakeRemote:
+    """psql answers the primary's current WAL file; run answers pgBackRest's info and
+    records every command."""
+
+    def __init__(self, walfile: str, backup_starts: list[str]):
+        self.walfile, self.starts, self.commands = walfile, backup_starts, []
+
+    def psql(self, name, sql):
+        return [[self.walfile]]
+
+    def run(self, name, command, timeout=300):
+        self.commands.append(command)
+        return json.dumps([{"backup": [{"archive": {"start": s}} for s in self.starts]}])
+
+
+def test_a_backup_is_taken_when_the_newest_is_on_an_older_timeline():
+    remote = _FakeRemote("0000000B000000000000002A", ["000000010000000000000003",
+                                                      "0000000A0000000000000020"])
+    note = backup_new_timeline(remote, "backup1", "db2", "after the promotion")
+    assert any("--type=incr backup" in c for c in remote.commands)
+    assert "timeline 11" in note and "was on timeline 10" in note
+
+
+def test_no_backup_is_taken_when_the_newest_is_on_the_current_timeline():
+    remote = _FakeRemote("0000000B000000000000002A", ["0000000B0000000000000029"])
+    note = backup_new_timeline(remote, "backup1", "db2", "after the promotion")
+    assert not any("backup" in c and "info" not in c for c in remote.commands)
+    assert "already" in note
+
+
+def test_posts_after_the_target_are_listed_by_id_or_flagged_when_present():
+    target = dt.datetime(2026, 11, 21, 23, 0, tzinfo=dt.UTC)
+    rows = [("111", "2026-11-21 23:00:01+00"), ("222", "2026-11-21 23:00:02+00")]
+    text = "\n".join(drill.after_target_section(target, rows, []))
+    assert "`111`" in text and "`222`" in text and "absent after the restore" in text
+    flagged = "\n".join(drill.after_target_section(target, rows, ["222"]))
+    assert "went past the" in flagged and "222" in flagged
+
+
+def test_pgbackrest_target_has_no_t_and_milliseconds_in_utc():
+    # pgBackRest 2.55 refuses '2026-11-22T00:13:26.997548+00:00' (error 029, found in the lab).
+    when = dt.datetime(2026, 11, 22, 1, 13, 26, 997548, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert pgbackrest_time(when) == "2026-11-22 00:13:26.997+00"
