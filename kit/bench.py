@@ -40,19 +40,29 @@ MEDIA_SIZE = 100 * 1024
 BENCH_ROOT = "/var/lib/podium-edge/bench"  # roles/edge vars: __edge_bench_root
 
 
-def _h2load(run, url: str, requests: int, clients: int) -> float:
+# The edge's nginx workers' CPU time (user + system, clock ticks) on the edge host.
+WORKER_TICKS = ("$(for p in $(pgrep -f '^nginx: worker'); do cat /proc/$p/stat; done "
+                "| awk '{s+=$14+$15} END {print s+0}')")
+
+
+def _h2load(run, url: str, requests: int, clients: int) -> tuple[float, float]:
     """Requests per second of one h2load run on the edge host, over its loopback (HTTP/2,
-    TLS, the platform's name in SNI and :authority). ``url``: h2load's arguments, the quoted
-    URL last. Raises if any request was not a 2xx."""
-    out = run(f"h2load -n {requests} -c {clients} -m 10 -t 1 --connect-to=127.0.0.1:443 "
-              f"{url} 2>&1")
+    TLS, the platform's name in SNI and :authority), and the nginx workers' CPU milliseconds
+    per 1000 requests during it (steadier than the rate on a shared machine). ``url``:
+    h2load's arguments, the quoted URL last. Raises if any request was not a 2xx."""
+    out = run(f"a={WORKER_TICKS}; h2load -n {requests} -c {clients} -m 10 -t 1 "
+              f"--connect-to=127.0.0.1:443 {url} 2>&1; b={WORKER_TICKS}; "
+              "echo \"worker ticks $((b - a)) per $(getconf CLK_TCK)\"")
     codes = next((li for li in out.splitlines() if li.startswith("status codes:")), "")
     if f"{requests} 2xx" not in codes:
         raise PodiumError(f"h2load against {url} did not get {requests} 2xx answers",
                           "check the edge's error log (./podium ssh EDGE -- sudo tail "
                           "/var/log/nginx/error.log)", detail=out[-2000:])
     line = next(li for li in out.splitlines() if li.startswith("finished in"))
-    return float(line.split(",")[1].split()[0])
+    ticks, per_second = next(li for li in out.splitlines()
+                             if li.startswith("worker ticks")).split()[2::2]
+    cpu_ms = int(ticks) * 1000 / int(per_second) * 1000 / requests
+    return float(line.split(",")[1].split()[0]), cpu_ms
 
 
 # The app's anonymous pages ./podium bench edge can measure (--pages): the post page and the
@@ -164,11 +174,14 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
             cases[(label, "cached")] = f"https://{name}{path}"
             cases[(label, "static")] = f"https://edge-bench.invalid/{twins[label]}"
         results: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+        cpu: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
         extra = f"-H 'Accept-Encoding: {encoding}' " if encoding else ""
         for number in range(1, runs + 1):
             for case, url in cases.items():
-                results[case].append(_h2load(lambda c: on(edge_address, c), extra + f"'{url}'",
-                                             requests, clients))
+                rate, cpu_ms = _h2load(lambda c: on(edge_address, c), extra + f"'{url}'",
+                                       requests, clients)
+                results[case].append(rate)
+                cpu[case].append(cpu_ms)
             print(f"round {number}/{runs}: " + ", ".join(
                 f"{label} {kind} {values[-1]:.0f} req/s"
                 for (label, kind), values in results.items()), flush=True)
@@ -179,16 +192,20 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
     # Each round measures a pair back to back, so the median of the per-round ratios is the
     # figure least moved by other load on the machine; the ratio of medians is shown too.
     print("\n| Object | Size | Edge cache (req/s) | Static file (req/s) | Ratio of medians "
-          "| Median of per-round ratios | Per round |")
-    print("|---|---|---|---|---|---|---|")
+          "| Median of per-round ratios | Per round | nginx CPU ms/1000 req, cached / static "
+          "(medians) | CPU ratio static/cached |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, _, _ in objects:
         cached, static = results[(label, "cached")], results[(label, "static")]
         ratios = [c / s for c, s in zip(cached, static, strict=True)]
+        cpu_cached, cpu_static = (statistics.median(cpu[(label, kind)])
+                                  for kind in ("cached", "static"))
         print(f"| {label} | {sizes[label] / 1024:.1f} KiB | {median[(label, 'cached')]:.0f} | "
               f"{median[(label, 'static')]:.0f} | "
               f"{median[(label, 'cached')] / median[(label, 'static')]:.2f} | "
               f"**{statistics.median(ratios):.2f}** | "
-              f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+              f"{', '.join(f'{r:.2f}' for r in ratios)} | "
+              f"{cpu_cached:.1f} / {cpu_static:.1f} | {cpu_static / cpu_cached:.2f} |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
           f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; pages: "
           + ", ".join(f"{label} https://{stack.domain}{path}"
