@@ -255,6 +255,23 @@ def test_each_reader_gets_the_landing_page_in_their_language_from_one_cached_url
     assert seen["ar-EG,ar;q=0.9,en;q=0.5"][2] == "HIT", seen
 
 
+@pytest.mark.parametrize("accept, encoding", [("gzip, deflate, br", "br"), ("gzip", "gzip")])
+def test_a_cached_page_is_stored_compressed_once_per_encoding(address, stack_vars, tls, accept,
+                                                               encoding):
+    """Decision 0240: the page cache keeps one copy per encoding, compressed when stored, so
+    a hit is not compressed again; a reader without compression gets the plain copy."""
+    path = f"/?podium-test={uuid.uuid4().hex}"
+    answers = [edgehttp.request(address, stack_vars["podium_domain"], path, tls,
+                                headers={"Accept-Encoding": value})
+               for value in (accept, accept, "")]
+    assert [a.headers["x-cache-status"] for a in answers] == ["MISS", "HIT", "MISS"]
+    assert [a.headers.get("content-encoding") for a in answers] == [encoding, encoding, None]
+    assert answers[1].body == answers[0].body
+    assert "Accept-Encoding" in answers[1].headers["vary"]
+    assert answers[2].body.startswith(b"<!DOCTYPE html>")
+    assert len(answers[1].body) < len(answers[2].body)
+
+
 # --- Purges (docs/decisions/0180-edge-purge.md) --------------------------------------------
 
 @pytest.fixture()
