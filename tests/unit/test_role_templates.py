@@ -130,7 +130,7 @@ def test_edge_sends_each_catalogued_language_to_the_app_and_keys_the_cache_on_it
     assert language_map, site
     entries = dict(re.findall(r'^\s*"~\*\^\\s\*(\w+)\(.*?"\s+(\w+);', language_map.group(1), re.M))
     assert entries == {code: code for code in catalogues if code != "en"}
-    assert "proxy_cache_key $scheme$host$request_uri$edge_language;" in site
+    assert "proxy_cache_key $scheme$host$request_uri$edge_language$edge_encoding;" in site
     assert "proxy_set_header Accept-Language $edge_language;" in site
 
 
