@@ -3,6 +3,7 @@ these machines are noisy; every run's figure is printed too."""
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import time
 
@@ -39,35 +40,54 @@ MEDIA_SIZE = 100 * 1024
 BENCH_ROOT = "/var/lib/podium-edge/bench"  # roles/edge vars: __edge_bench_root
 
 
-def _h2load(run, url: str, requests: int, clients: int) -> float:
+# The edge's nginx workers' CPU time (user + system, clock ticks) on the edge host.
+WORKER_TICKS = ("$(for p in $(pgrep -f '^nginx: worker'); do cat /proc/$p/stat; done "
+                "| awk '{s+=$14+$15} END {print s+0}')")
+
+
+def _h2load(run, url: str, requests: int, clients: int) -> tuple[float, float]:
     """Requests per second of one h2load run on the edge host, over its loopback (HTTP/2,
-    TLS, the platform's name in SNI and :authority). Raises if any request was not a 2xx."""
-    out = run(f"h2load -n {requests} -c {clients} -m 10 -t 1 --connect-to=127.0.0.1:443 "
-              f"'{url}' 2>&1")
+    TLS, the platform's name in SNI and :authority), and the nginx workers' CPU milliseconds
+    per 1000 requests during it (steadier than the rate on a shared machine). ``url``:
+    h2load's arguments, the quoted URL last. Raises if any request was not a 2xx."""
+    out = run(f"a={WORKER_TICKS}; h2load -n {requests} -c {clients} -m 10 -t 1 "
+              f"--connect-to=127.0.0.1:443 {url} 2>&1; b={WORKER_TICKS}; "
+              "echo \"worker ticks $((b - a)) per $(getconf CLK_TCK)\"")
     codes = next((li for li in out.splitlines() if li.startswith("status codes:")), "")
     if f"{requests} 2xx" not in codes:
         raise PodiumError(f"h2load against {url} did not get {requests} 2xx answers",
                           "check the edge's error log (./podium ssh EDGE -- sudo tail "
                           "/var/log/nginx/error.log)", detail=out[-2000:])
     line = next(li for li in out.splitlines() if li.startswith("finished in"))
-    return float(line.split(",")[1].split()[0])
+    ticks, per_second = next(li for li in out.splitlines()
+                             if li.startswith("worker ticks")).split()[2::2]
+    cpu_ms = int(ticks) * 1000 / int(per_second) * 1000 / requests
+    return float(line.split(",")[1].split()[0]), cpu_ms
 
 
-def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -> None:
-    """Cached page and cached media served by one edge, each against nginx serving a static
+# The app's anonymous pages ./podium bench edge can measure (--pages): the post page and the
+# landing page are issue 4's; "public" is the public timeline under a fresh cache key.
+EDGE_PAGES = ("post", "landing", "public")
+
+
+def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
+         pages: tuple[str, ...] = ("post", "landing"), encoding: str = "") -> None:
+    """Cached pages and cached media served by one edge, each against nginx serving a static
     file of the same size on the same host and TLS listener, runs alternated side by side.
     Each client stays under nginx's 1000 requests per connection (h2load does not reconnect).
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
     runs on the edge host itself against its loopback, so no traffic leaves the lab host and
-    the edge's rate limits (loopback exempt) do not apply. The page: with the real app, the
-    anonymous public timeline under a new cache key (public, max-age=30: past it the edge
-    serves the copy while it revalidates in the background; its size depends on the posts
-    the stack holds) and a static twin of its size; where the app port is free, the
-    stand-in's 16 KiB page (kit/standin.py).
+    the edge's rate limits (loopback exempt) do not apply. With the real app, ``pages`` (of
+    EDGE_PAGES) at the addresses visitors use: a new post's page (by a new publisher, made
+    through HAProxy's frontend) and the landing page; the public timeline under a new cache
+    key. Pages are public, max-age=30: past it the edge serves the copy while it revalidates
+    in the background. Where the app port is free, the stand-in's 16 KiB page
+    (kit/standin.py) instead. ``encoding``: an Accept-Encoding for every request (e.g.
+    "gzip"), to measure what compression costs; the static twins are then sent compressed
+    the same way only if their type is compressible, so the default is none.
     """
     import hashlib
-    import secrets
     import subprocess
 
     from kit import edgehttp, ssh, standin
@@ -78,12 +98,17 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
     paths = StackPaths(stack_name)
     if stack is None:
         raise PodiumError(f"stack '{stack_name}' is not up", f"./podium up --stack {stack_name}")
+    unknown = sorted(set(pages) - set(EDGE_PAGES))
+    if unknown or not pages:
+        raise PodiumError(f"bench edge: unknown page(s) {unknown or pages}",
+                          f"--pages takes a comma-separated list of {', '.join(EDGE_PAGES)}")
     by_role = {role: [h for h in stack.hosts if role in h.roles]
-               for role in ("edge", "app", "media")}
+               for role in ("edge", "app", "media", "proxy")}
     missing = [role for role, hosts in by_role.items() if not hosts]
     if missing:
         raise PodiumError(f"stack '{stack_name}' has no {', '.join(missing)} host",
-                          "bench edge needs an edge, a media host and app hosts")
+                          "bench edge needs an edge, a load balancer, a media host and app "
+                          "hosts")
     edge_address = str(by_role["edge"][0].address)
 
     def on(address: str, command: str, stdin: bytes | None = None) -> str:
@@ -96,15 +121,20 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
         return result.stdout.decode(errors="replace")
 
     print(f"edge bench on {by_role['edge'][0].name} ({edge_address}): {runs} rounds of "
-          f"{requests} requests, {clients} HTTP/2 clients", flush=True)
+          f"{requests} requests, {clients} HTTP/2 clients"
+          + (f", Accept-Encoding: {encoding}" if encoding else ""), flush=True)
     on(edge_address, "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
                      "nghttp2-client >/dev/null")
     started = [str(h.address) for h in by_role["app"]
                if standin.start(stack, paths, str(h.address))]
+    headers = {"Accept-Encoding": encoding} if encoding else {}
     try:
-        # The cached objects: a page from the app (or stand-in), a file on the media origin.
-        page_path = (f"/public/bench-{secrets.token_hex(4)}?size={PAGE_SIZE}&ttl=3600"
-                     if started else f"/public?bench={secrets.token_hex(4)}")
+        # The cached objects: pages from the app (or stand-in), a file on the media origin.
+        if started:
+            page_paths = {"stand-in page": f"/public/bench-{secrets.token_hex(4)}"
+                                           f"?size={PAGE_SIZE}&ttl=3600"}
+        else:
+            page_paths = _app_pages(stack, paths, by_role, pages)
         media_body = secrets.token_bytes(MEDIA_SIZE)
         digest = hashlib.sha256(media_body).hexdigest()
         media_path = f"/m/{digest[:2]}/{digest[2:4]}/{digest}.bin"
@@ -118,32 +148,43 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
         lab_root = paths.state / "acme" / "root.pem"  # exported by the acme role
         tls = edgehttp.context(lab_root.read_text() if lab_root.is_file() else
                                on(edge_address, "sudo cat /etc/ssl/podium-edge/fullchain.pem"))
-        page_size = len(edgehttp.request(edge_address, stack.domain, page_path, tls).body)
-        # The static twins, byte for byte the same sizes.
-        on(edge_address, f"sudo sh -c 'head -c {page_size} /dev/urandom > {BENCH_ROOT}/page"
-                         f" && head -c {MEDIA_SIZE} /dev/urandom > {BENCH_ROOT}/media'")
-        for name, path in ((stack.domain, page_path), (f"media.{stack.domain}", media_path)):
-            for _ in range(2):
-                answer = edgehttp.request(edge_address, name, path, tls)
+        objects = [(label, stack.domain, path) for label, path in page_paths.items()]
+        objects.append(("media file", f"media.{stack.domain}", media_path))
+        sizes = {}
+        for label, name, path in objects:
+            # A copy past its max-age answers UPDATING (stale) once while it is refreshed.
+            for _ in range(5):
+                answer = edgehttp.request(edge_address, name, path, tls, headers=headers)
+                if answer.headers.get("x-cache-status") == "HIT":
+                    break
+                time.sleep(0.5)
             if (answer.status, answer.headers.get("x-cache-status")) != (200, "HIT"):
                 raise PodiumError(f"https://{name}{path} is not served from the cache "
                                   f"(status {answer.status}, X-Cache-Status "
                                   f"{answer.headers.get('x-cache-status')})",
                                   "check the backends with ./podium bench edge's stack up")
-        cases = {
-            "page (cached)": f"https://{stack.domain}{page_path}",
-            "page-size static": "https://edge-bench.invalid/page",
-            "media (cached)": f"https://media.{stack.domain}{media_path}",
-            "media-size static": "https://edge-bench.invalid/media",
-        }
-        results: dict[str, list[float]] = {case: [] for case in cases}
+            sizes[label] = len(answer.body)  # as sent: compressed when encoding is given
+        # The static twins, byte for byte the sizes sent (random bytes: never compressible).
+        twins = {label: f"twin-{number}" for number, (label, _, _) in enumerate(objects)}
+        on(edge_address, "sudo sh -c '" + " && ".join(
+            f"head -c {sizes[label]} /dev/urandom > {BENCH_ROOT}/{twin}"
+            for label, twin in twins.items()) + "'")
+        cases = {}
+        for label, name, path in objects:
+            cases[(label, "cached")] = f"https://{name}{path}"
+            cases[(label, "static")] = f"https://edge-bench.invalid/{twins[label]}"
+        results: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+        cpu: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+        extra = f"-H 'Accept-Encoding: {encoding}' " if encoding else ""
         for number in range(1, runs + 1):
             for case, url in cases.items():
-                results[case].append(_h2load(lambda c: on(edge_address, c), url, requests,
-                                             clients))
+                rate, cpu_ms = _h2load(lambda c: on(edge_address, c), extra + f"'{url}'",
+                                       requests, clients)
+                results[case].append(rate)
+                cpu[case].append(cpu_ms)
             print(f"round {number}/{runs}: " + ", ".join(
-                f"{case} {values[-1]:.0f} req/s" for case, values in results.items()),
-                flush=True)
+                f"{label} {kind} {values[-1]:.0f} req/s"
+                for (label, kind), values in results.items()), flush=True)
     finally:
         for address in started:
             standin.stop(stack, paths, address)
@@ -151,18 +192,47 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32) -
     # Each round measures a pair back to back, so the median of the per-round ratios is the
     # figure least moved by other load on the machine; the ratio of medians is shown too.
     print("\n| Object | Size | Edge cache (req/s) | Static file (req/s) | Ratio of medians "
-          "| Median of per-round ratios |")
-    print("|---|---|---|---|---|---|")
-    for label, size, cached, static in (
-            ("anonymous page", page_size, "page (cached)", "page-size static"),
-            ("media file", MEDIA_SIZE, "media (cached)", "media-size static")):
-        paired = statistics.median(
-            c / s for c, s in zip(results[cached], results[static], strict=True))
-        print(f"| {label} | {size / 1024:.1f} KiB | {median[cached]:.0f} | {median[static]:.0f} | "
-              f"{median[cached] / median[static]:.2f} | **{paired:.2f}** |")
+          "| Median of per-round ratios | Per round | nginx CPU ms/1000 req, cached / static "
+          "(medians) | CPU ratio static/cached |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, _, _ in objects:
+        cached, static = results[(label, "cached")], results[(label, "static")]
+        ratios = [c / s for c, s in zip(cached, static, strict=True)]
+        cpu_cached, cpu_static = (statistics.median(cpu[(label, kind)])
+                                  for kind in ("cached", "static"))
+        print(f"| {label} | {sizes[label] / 1024:.1f} KiB | {median[(label, 'cached')]:.0f} | "
+              f"{median[(label, 'static')]:.0f} | "
+              f"{median[(label, 'cached')] / median[(label, 'static')]:.2f} | "
+              f"**{statistics.median(ratios):.2f}** | "
+              f"{', '.join(f'{r:.2f}' for r in ratios)} | "
+              f"{cpu_cached:.1f} / {cpu_static:.1f} | {cpu_static / cpu_cached:.2f} |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
-          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; page "
-          f"https://{stack.domain}{page_path}")
+          f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; pages: "
+          + ", ".join(f"{label} https://{stack.domain}{path}"
+                      for label, path in page_paths.items()))
+
+
+def _app_pages(stack, paths, by_role: dict, pages: tuple[str, ...]) -> dict[str, str]:
+    """The real app's anonymous pages to bench, by label: path."""
+    from kit import labapi
+    from kit.stack import role_ports
+
+    found = {}
+    if "post" in pages:
+        frontend = (str(by_role["proxy"][0].address),
+                    next(p["port"] for p in role_ports()["proxy"] if p["proto"] == "tcp"))
+        publisher = labapi.account(stack, paths, frontend, str(by_role["app"][0].address),
+                                   "benchpub", publisher=True)
+        post = labapi.call(stack, frontend, "POST", "/api/v1/statuses", publisher["token"],
+                           {"status": "A post for the edge bench: its page is what a shared "
+                                      "link brings a visitor to, served from the edge's cache. "
+                                      "#podium"})
+        found["post page"] = f"/@{publisher['name']}/{post['id']}"
+    if "landing" in pages:
+        found["landing page"] = "/"
+    if "public" in pages:
+        found["public timeline"] = f"/public?bench={secrets.token_hex(4)}"
+    return found
 
 
 # ./podium bench proxy ----------------------------------------------------------------------

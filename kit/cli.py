@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="proxy: where the load enters: HAProxy's frontend from the controller "
                    "(proxy, the default), an edge from the edge host itself (edge: edge, "
                    "HAProxy and app hosts), or both side by side from the edge host")
+    p.add_argument("--pages", default="post,landing",
+                   help="edge: the app's cached pages to measure, comma-separated, of post, "
+                   "landing, public (default: post,landing)")
+    p.add_argument("--encoding", default="",
+                   help="edge: an Accept-Encoding sent with every request, e.g. gzip "
+                   "(default: none)")
     p.add_argument("--accounts", type=int, default=100_000, help="app: accounts (100000)")
     p.add_argument("--compare-with", metavar="SRC", default=None,
                    help="app: only home reads, alternating --runs times between the app "
@@ -253,7 +259,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             from kit import bench
 
             if args.what == "edge":
-                bench.edge(args.stack, args.runs)
+                bench.edge(args.stack, args.runs, pages=tuple(args.pages.split(",")),
+                           encoding=args.encoding)
             elif args.what == "proxy":
                 bench.proxy(args.stack, args.runs, args.seconds, args.clients, args.target)
             else:

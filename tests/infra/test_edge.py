@@ -11,6 +11,7 @@ anchor instead (names and validity are still checked) and the chain test skips, 
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import ssl
 import time
@@ -230,6 +231,45 @@ def test_cache_hits_and_misses_are_counted(host, host_vars, stack_vars, address,
             return
         time.sleep(1)
     pytest.fail(f"cache counters for {server} went from {before} to {after}, not +1 each")
+
+
+def test_each_reader_gets_the_landing_page_in_their_language_from_one_cached_url(
+        address, stack_vars, tls):
+    """The edge reduces Accept-Language to one of the app's languages, sends it on and keys
+    the page cache on it: on a fresh URL an English copy cached first is never handed to the
+    Arabic or French reader after it. (With an empty edge_languages every reader got English,
+    docs/lab.md.)"""
+    path = f"/?podium-test={uuid.uuid4().hex}"
+    seen = {}
+    for accept, lang in [("en-GB,en;q=0.9", "en"), ("ar", "ar"), ("fr-FR,fr;q=0.8", "fr"),
+                         ("ar-EG,ar;q=0.9,en;q=0.5", "ar")]:
+        answer = edgehttp.request(address, stack_vars["podium_domain"], path, tls,
+                                  headers={"Accept-Language": accept})
+        assert answer.status == 200, answer.status
+        html = re.search(rb"<html lang=\"(\w+)\" dir=\"(\w+)\">", answer.body)
+        assert html, answer.body[:300]
+        seen[accept] = (html.group(1).decode(), html.group(2).decode(),
+                        answer.headers["x-cache-status"])
+        assert seen[accept][:2] == (lang, "rtl" if lang == "ar" else "ltr"), seen
+    # The last Arabic reader was served the first one's copy: one cache entry per language.
+    assert seen["ar-EG,ar;q=0.9,en;q=0.5"][2] == "HIT", seen
+
+
+@pytest.mark.parametrize("accept, encoding", [("gzip, deflate, br", "br"), ("gzip", "gzip")])
+def test_a_cached_page_is_stored_compressed_once_per_encoding(address, stack_vars, tls, accept,
+                                                               encoding):
+    """Decision 0240: the page cache keeps one copy per encoding, compressed when stored, so
+    a hit is not compressed again; a reader without compression gets the plain copy."""
+    path = f"/?podium-test={uuid.uuid4().hex}"
+    answers = [edgehttp.request(address, stack_vars["podium_domain"], path, tls,
+                                headers={"Accept-Encoding": value})
+               for value in (accept, accept, "")]
+    assert [a.headers["x-cache-status"] for a in answers] == ["MISS", "HIT", "MISS"]
+    assert [a.headers.get("content-encoding") for a in answers] == [encoding, encoding, None]
+    assert answers[1].body == answers[0].body
+    assert "Accept-Encoding" in answers[1].headers["vary"]
+    assert answers[2].body.startswith(b"<!DOCTYPE html>")
+    assert len(answers[1].body) < len(answers[2].body)
 
 
 # --- Purges (docs/decisions/0180-edge-purge.md) --------------------------------------------

@@ -191,10 +191,6 @@ def test_journey_post_sign_up_confirm_log_in_follow_read(browser, site, publishe
     visitor.close()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug: in the fresh-clone CI run of 2026-11-21 the Arabic reader got a left-to-right "
-    "page through the edge (the app tier's Arabic test passes against the app directly); "
-    "not yet reproduced or explained, see docs/lab.md"))
 def test_an_arabic_reader_gets_the_right_to_left_page_after_an_english_one(
         browser, site, publisher):
     """The edge keys its page cache on the reader's language: an English reader's cached

@@ -108,6 +108,32 @@ def test_edge_refuses_a_policy_nginx_would_misread(tmp_path, policy):
     assert report["changed"] == []
 
 
+# --- UI languages at the edge ----------------------------------------------------------------
+
+def test_edge_sends_each_catalogued_language_to_the_app_and_keys_the_cache_on_it(tmp_path):
+    """The kit's edge_languages are the app's gettext catalogues, and the rendered map turns
+    each one's Accept-Language into its own value (an empty list once sent every reader, an
+    Arabic one too, to the app as English: docs/lab.md)."""
+    catalogues = sorted(p.parent.parent.name for p in
+                        (REPO / "app/src/podium_app/web/locale").glob("*/LC_MESSAGES/messages.po"))
+    assert {"ar", "en", "fr"} <= set(catalogues)
+    # The kit's expression as written, from the playbooks' folder (playbook_dir is a magic
+    # variable: a play's own vars cannot set it, and this play lives in tmp_path).
+    kit = yaml.safe_load((GROUP_VARS / "edge.yml").read_text())["edge_languages"].replace(
+        "playbook_dir", repr(str(REPO / "playbooks")))
+    _render(tmp_path, [EDGE / "defaults" / "main.yml", EDGE / "vars" / "main.yml"],
+            {**EDGE_VARS, "edge_languages": kit},
+            [_template(EDGE / "templates/etc/nginx/conf.d/podium-edge.conf.j2",
+                       tmp_path / "site.conf")])
+    site = (tmp_path / "site.conf").read_text()
+    language_map = re.search(r"map \$http_accept_language \$edge_language \{(.*?)\}", site, re.S)
+    assert language_map, site
+    entries = dict(re.findall(r'^\s*"~\*\^\\s\*(\w+)\(.*?"\s+(\w+);', language_map.group(1), re.M))
+    assert entries == {code: code for code in catalogues if code != "en"}
+    assert "proxy_cache_key $scheme$host$request_uri$edge_language$edge_encoding;" in site
+    assert "proxy_set_header Accept-Language $edge_language;" in site
+
+
 # --- DKIM rotation ---------------------------------------------------------------------------
 
 ACTIVE, STANDBY = "podium2027", ["podium1", "podium2028"]
