@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from labwait import wait_until
 
 from kit import edgehttp, labapi, loadgen, ssh
 from kit.stack import role_ports
@@ -85,14 +86,7 @@ def _tag() -> str:
 def _until(check: Callable[[], object], what: str, timeout: float = SETTLE,
            every: float = 1.0):
     """Poll ``check`` until it returns something truthy (returned); fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"not within {timeout:.0f}s: {what} (last: {last!r})")
+    return wait_until(what, check, timeout, every)
 
 
 def _servers(stack, paths, lb) -> dict[str, dict[str, str]]:

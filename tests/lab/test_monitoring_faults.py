@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from labmail import mail_host, wait_in_mailbox
+from labwait import wait_until
 
 from kit import ssh
 from kit.ansible import run_playbook
@@ -65,13 +66,7 @@ def _get(url: str):
 
 
 def _wait(what: str, condition, timeout: float, every: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    return wait_until(what, condition, timeout, every)
 
 
 def _converge_monitoring(stack, paths, label: str, *extra: str) -> None:
