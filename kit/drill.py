@@ -257,6 +257,7 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         for host, entry in manifest["media"].items():
             tl.note(f"media on {host}: {entry['count']} files", host)
 
+    manifest_held = time.time()  # every write up to here is in the backups (checked above)
     writer = Writer(api, token, interval=0.5)
     with tl.step(f"Write for {write_seconds:.0f}s after the manifest (what RPO measures)"):
         writer.start()
@@ -363,8 +364,9 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
 
     last_made = writer.acked[-1].at if writer.acked else None
     newest_kept = max((w.at for w in survived), default=None)
-    rpo = (last_made - newest_kept) if last_made and newest_kept else (
-        (last_made - disaster) if last_made else 0.0)
+    # RPO: the last write made against the newest that survived. If none of the writer's
+    # posts survived, the newest data known to be back is the manifest's point.
+    rpo = (last_made - (newest_kept or manifest_held)) if last_made else 0.0
     rto = serving - disaster
     ok = matched and smoke_ok and not overshoot and backup_ok
     lines = [
@@ -470,7 +472,7 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
     app = groups["app"][0]
     api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
     old = configured_primary(stack, paths)
-    tl = Timeline(8)
+    tl = Timeline(10)
     marks: dict[str, float] = {}
 
     with tl.step("Find the primary and a streaming replica"):
@@ -488,6 +490,12 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
             raise PodiumError("no replica to promote", "converge the stack first")
         tl.note(f"primary {old}, promoting {new}; streaming: "
                 f"{', '.join(r[0] for r in streaming) or 'none'}")
+
+    with tl.step(f"Record the manifest on {old} (rows that exist before the disaster)"):
+        db_cut = remote.psql(old, "SELECT now()")[0][0]
+        manifest = db_manifest(remote, old, db_cut)
+        for table, entry in manifest.items():
+            tl.note(f"{table}: {entry['count']} rows, md5 {entry['md5'][:12]}")
 
     with tl.step(f"Start a steady writer through the proxy ({warmup:.0f}s warm-up)"):
         _, token = publisher(remote, app, stack.domain, "writer")
@@ -560,6 +568,13 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
                        "no backup host in this stack")
         tl.note(backup_note)
 
+    with tl.step(f"Verify the manifest on {new} (primary) and {old} (rebuilt replica)"):
+        on_new, on_old = db_manifest(remote, new, db_cut), db_manifest(remote, old, db_cut)
+        manifest_rows = [[f"{r[0]} on {new}", *r[1:]] for r in _compare(manifest, on_new)] + [
+            [f"{r[0]} on {old}", *r[1:]] for r in _compare(manifest, on_old)]
+        matched = all(r[3] == "yes" for r in manifest_rows)
+        tl.note(f"manifest {'matches' if matched else 'DOES NOT MATCH'} on both hosts")
+
     with tl.step("Count lost writes; check the replica streams"):
         present = present_ids(remote, new, "statuses", [w.id for w in writer.acked])
         lost = [w for w in writer.acked if w.id not in present]
@@ -606,10 +621,18 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
         f"| pauses over 2 s while {old} was rebuilt (writes went on, one a second) | "
         + _pauses(rebuild_pauses, tl.started) + " |",
         f"| old primary → new primary | {old} → {new} |",
+        f"| manifest (rows before the disaster) on both hosts | "
+        f"{'matches' if matched else '**DOES NOT MATCH**'} |",
         f"| replicas streaming afterwards | {', '.join(r[0] for r in streaming) or 'none'} |",
         f"| backup on the new timeline | {backup_note} |",
         "",
         "## Timeline", "", *timeline_chart(tl, marks), "",
+        "## Manifest", "",
+        f"Rows created at or before {db_cut} (before the writer started), counted and "
+        f"checksummed on {old} before the disaster, then on the promoted {new} and on {old} "
+        "rebuilt as its replica.", "",
+        "| data | before | after | same |", "|---|---|---|---|",
+        *(f"| {' | '.join(r)} |" for r in manifest_rows), "",
         "## Lost writes", "",
         "PostgreSQL replication is asynchronous (decision 0020): writes the primary "
         "acknowledged but had not sent before its host stopped are lost. The old primary's "
@@ -623,8 +646,9 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
         f".podium/{stack.name}/group_vars/all/: later converges keep {new} as the primary.",
     ]
     report = write_report("failover", stack, lines)
-    return Result(bool(steady and not lost and streaming), report, {
-        "window": window, "failed": len(writer.failures), "acked": len(writer.acked),
+    return Result(bool(steady and not lost and streaming and matched), report, {
+        "matched": matched, "window": window, "failed": len(writer.failures),
+        "acked": len(writer.acked),
         "lost": [w.id for w in lost], "new_primary": new, "streaming": len(streaming)})
 
 

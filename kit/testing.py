@@ -88,8 +88,11 @@ def _lab_tier(tally: Tally) -> None:
         _pytest(tally, "lab", ["-q", "-m", "not drill", "tests/lab"],
                 {"PODIUM_STACK": LAB_STACK})
         # Last, because a failover drill leaves the stack on the other primary (the tests
-        # above take the inventory's first postgres host as the primary).
-        _say("lab tier: the failover drill (tests/lab/test_drill.py)")
+        # above take the inventory's first postgres host as the primary). In file order:
+        # the failover, the latest-point restore (destroys and rebuilds the database and
+        # media hosts), the mail host's poweroff.
+        _say("lab tier: the drills: failover, restore to the latest point, mail host stop "
+             "(pytest -m drill tests/lab)")
         # A stack this run booted is torn down right after: tests may then skip putting it
         # back in shape (the mail-host stop's full converge after pebble's restart).
         _pytest(tally, "drill", ["-q", "-m", "drill", "tests/lab"],
