@@ -119,7 +119,8 @@ def write_inventory(stack: Stack, outputs_file: Path) -> Path:
     public = inventory.public_addresses_from_outputs(stack, outputs)
     data = inventory.build(stack, paths, public_addresses=public,
                            load_balancer_address=inventory.load_balancer_address_from_outputs(
-                               stack, outputs))
+                               stack, outputs),
+                           offsite_bucket=inventory.offsite_bucket_from_outputs(stack, outputs))
     # No lab key in the cloud: Ansible uses the operator's own SSH key (agent or ~/.ssh).
     data["all"]["vars"].pop("ansible_ssh_private_key_file")
     data["all"]["vars"]["ansible_ssh_common_args"] = (

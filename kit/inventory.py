@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kit import dns_records
+from kit import dns_records, providers
 from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Stack, role_ports
@@ -20,7 +20,8 @@ from kit.stack import Stack, role_ports
 
 def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
           public_addresses: dict[str, str] | None = None,
-          load_balancer_address: str | None = None) -> dict:
+          load_balancer_address: str | None = None,
+          offsite_bucket: str | None = None) -> dict:
     """The inventory as a dict (see module doc).
 
     ``lab_public_key`` is added to the admin keys (lab only). ``public_addresses`` maps host
@@ -30,6 +31,9 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
     with ``load_balancer: provider``, from Pulumi's outputs); it becomes
     ``podium_load_balancer_address`` (empty when the stack balances with proxy hosts), which
     the edges send requests to and the app hosts trust for X-Forwarded-For.
+    ``offsite_bucket``: the bucket at the other company (cloud stacks, from Pulumi's outputs);
+    it becomes ``podium_offsite`` (empty in the lab), where the backup role keeps pgBackRest's
+    repository.
     """
     keys = [*([lab_public_key] if lab_public_key else []), *stack.admin.ssh_keys]
     public_addresses = public_addresses or {}
@@ -81,6 +85,7 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 "podium_dns_reverse_records": [_record(r) for r in
                                                dns_records.ptr_records(stack, private)],
                 # The stack's state folder on the controller (exports such as the lab CA's root).
+                "podium_offsite": _offsite(stack, offsite_bucket),
                 "podium_state_dir": str(paths.state.resolve()),
                 # Where roles keep generated secrets on the controller (see
                 # docs/decisions/0007-secrets.md); created 0700 when the inventory is written.
@@ -90,6 +95,34 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
             "children": children,
         }
     }
+
+
+def _offsite(stack: Stack, bucket: str | None) -> dict:
+    """Where the offsite copy lives: {} in the lab (the repository is the backup host's disk)."""
+    if stack.offsite is None or not bucket:
+        return {}
+    company, region = stack.offsite.provider, stack.offsite.region
+    key_env, secret_env = providers.OFFSITE_S3_ENV[company]
+    return {"company": company, "region": region, "bucket": bucket,
+            "endpoint": providers.offsite_endpoint(company, region),
+            "key_env": key_env, "secret_env": secret_env}
+
+
+def offsite_bucket_from_outputs(stack: Stack, outputs: dict) -> str | None:
+    """The offsite bucket's name from Pulumi's outputs (None for a lab stack).
+
+    Raises PodiumError when a cloud stack's outputs lack it: its backups would otherwise
+    stay at the same company as the servers.
+    """
+    if stack.offsite is None:
+        return None
+    bucket = outputs.get("offsite_bucket")
+    if not isinstance(bucket, str) or not bucket:
+        raise PodiumError(
+            f"the Pulumi outputs of stack '{stack.name}' have no 'offsite_bucket', and the "
+            f"stack file asks for offsite backups at {stack.offsite.provider}",
+            f"run `pulumi up --stack {stack.name}` (the program exports it), then retry")
+    return bucket
 
 
 def _record(record: dns_records.Record) -> dict:

@@ -51,6 +51,18 @@ OFFSITE_REGIONS = {"scaleway": ["fr-par", "nl-ams", "pl-waw"],
 # Hetzner Object Storage's S3 endpoint per location (no pulumi-hcloud resource exists for
 # buckets; the MinIO provider talks to this endpoint, as Hetzner's docs suggest).
 HETZNER_S3_ENDPOINT = "{region}.your-objectstorage.com"
+SCALEWAY_S3_ENDPOINT = "s3.{region}.scw.cloud"
+# The environment variables holding each company's S3 key pair on the controller: the same
+# ones `./podium up` reads to create the bucket (kit/cloud.py CREDENTIALS). The converge reads
+# them for pgBackRest's repository; they are never written into the inventory.
+OFFSITE_S3_ENV = {"scaleway": ("SCW_ACCESS_KEY", "SCW_SECRET_KEY"),
+                  "hetzner": ("MINIO_USER", "MINIO_PASSWORD")}
+
+
+def offsite_endpoint(company: str, region: str) -> str:
+    """The S3 endpoint of the offsite bucket's company and region."""
+    pattern = SCALEWAY_S3_ENDPOINT if company == "scaleway" else HETZNER_S3_ENDPOINT
+    return pattern.format(region=region)
 
 # Volume size (GB) per neutral size, for hosts whose roles keep data (postgres, media).
 VOLUME_GB = {"small": 20, "medium": 50, "large": 100}

@@ -27,8 +27,10 @@ def secrets_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setattr(StackPaths, "secrets", property(lambda self: tmp_path / self.stack))
 
 
-def _variables(tmp_path, data: dict, host: str, names: list[str]) -> dict:
-    """``names`` as Ansible evaluates them for ``host`` with playbooks/group_vars."""
+def _variables(tmp_path, data: dict, host: str, names: list[str],
+               environ: dict[str, str] | None = None) -> dict:
+    """``names`` as Ansible evaluates them for ``host`` with playbooks/group_vars, with
+    ``environ`` added to the controller's environment."""
     path = tmp_path / "inventory.yml"
     inventory.write(data, path)
     found = {}
@@ -39,7 +41,7 @@ def _variables(tmp_path, data: dict, host: str, names: list[str]) -> dict:
              "-m", "ansible.builtin.debug", "-a", f"var={name}"],
             capture_output=True, text=True, cwd=REPO, timeout=120,
             env={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{BIN}:/usr/bin:/bin",
-                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts")})
+                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), **(environ or {})})
         assert result.returncode == 0, result.stdout + result.stderr
         found[name] = json.loads(result.stdout.split("=>", 1)[1])[name]
     return found
