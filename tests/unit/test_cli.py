@@ -91,7 +91,8 @@ def test_inventory_from_pulumi_outputs_is_written_in_the_labs_shape(tmp_path, mo
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"servers": {
         h.name: {"ipv4": f"198.51.100.{i + 10}", "private": str(h.address)}
-        for i, h in enumerate(stack.hosts)}, "load_balancer_address": "10.20.1.254"}))
+        for i, h in enumerate(stack.hosts)}, "load_balancer_address": "10.20.1.254",
+        "offsite_bucket": "podium-hetzner-offsite"}))
     assert main(["inventory", "--stack", "hetzner", "--pulumi-outputs", str(outputs)]) == 0
     inv = yaml.safe_load((tmp_path / "hetzner" / "inventory.yml").read_text())
     assert inv["all"]["hosts"]["db1"]["ansible_host"].startswith("198.51.100.")
@@ -99,6 +100,7 @@ def test_inventory_from_pulumi_outputs_is_written_in_the_labs_shape(tmp_path, mo
     assert "ansible_ssh_private_key_file" not in inv["all"]["vars"]
     assert set(inv["all"]["children"]["app"]["hosts"]) == {"app1", "app2"}
     assert inv["all"]["vars"]["podium_load_balancer_address"] == "10.20.1.254"
+    assert inv["all"]["vars"]["podium_offsite"]["bucket"] == "podium-hetzner-offsite"
 
 
 def test_inventory_from_unreadable_outputs_says_how_to_make_them(capsys, tmp_path):

@@ -62,6 +62,8 @@ def _outputs(tmp_path, monkeypatch, stack_name: str) -> dict:
                "provider": stack.provider}
     if stack.load_balancer == "provider":  # infra/__main__.py exports it then
         outputs["load_balancer_address"] = stack.load_balancer_address
+    if stack.offsite is not None:  # likewise
+        outputs["offsite_bucket"] = f"podium-{stack.name}-offsite"
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     monkeypatch.setenv("FAKE_PULUMI_OUTPUTS", str(path))
