@@ -331,6 +331,10 @@ def test_cached_answers_are_byte_identical_to_rendering(app, client, make_user, 
         assert with_cache.status_code == without.status_code == 200
         assert with_cache.content == without.content
         assert with_cache.headers.get("link") == without.headers.get("link")
+    # The hits and misses are counted for the operators.
+    text = client.get("/metrics").text
+    assert 'podium_status_cache_lookups_total{result="hit"}' in text
+    assert 'podium_status_cache_lookups_total{result="miss"}' in text
 
 
 def test_versions_are_bumped_by_the_database_itself(base_settings, make_user, post):

@@ -33,6 +33,8 @@ import re
 import secrets
 from collections import OrderedDict
 
+from podium_app import metrics
+
 # Slots of the viewer's fields in a cached entry, in the order json.dumps writes them: the
 # reposted status comes before the outer status's own favourited/reblogged.
 _MARK = f"podium-viewer-slot-{secrets.token_hex(16)}-"
@@ -82,6 +84,13 @@ class StatusCache:
         self._items.move_to_end(key)
         self.hits += 1
         return found
+
+    def counted(self, hits: int, misses: int) -> None:
+        """One page's lookups into /metrics (podium_status_cache_lookups_total)."""
+        if hits:
+            metrics.STATUS_CACHE_HITS.inc(hits)
+        if misses:
+            metrics.STATUS_CACHE_MISSES.inc(misses)
 
     def put(self, key: tuple, template: Template) -> None:
         if self.entries <= 0:

@@ -355,6 +355,7 @@ async def render_cached(run: rawsql.Raw, settings: Settings, statuses: list, vie
         keyed.append((s, original, key, template))
     if misses:
         await _load_media(run, settings, ctx, misses)
+    cache.counted(len(keyed) - len(misses), len(misses))
     out = []
     for s, original, key, template in keyed:
         if template is None:
