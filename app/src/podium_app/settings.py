@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     # Length of each Redis home feed (entries beyond it are read from PostgreSQL).
     home_feed_length: int = Field(800, ge=10)
     # Rendered Status entities kept per web worker process for the home timeline, keyed by
-    # the rows' versions (docs/decisions/0270-rendered-status-cache.md); ~1.5 KB each.
+    # the rows' versions (docs/decisions/0270-rendered-status-cache.md): ~1.9 KB each,
+    # ~95 MB per worker when full.
     # 0: no cache (every entity rendered on every read).
     status_cache_entries: int = Field(50_000, ge=0)
 
