@@ -9,8 +9,9 @@ with the page's rows in the same request:
     (domain, media base URL, status id, status version, author version
      [, reposted status id, its version, its author's version])
 
-The versions are bumped by PostgreSQL itself (migration 0005: a trigger on every UPDATE of
-a status or account row, and on every change of a status's mentions, tags and media), so an
+The versions are set by PostgreSQL itself (migration 0005: a new random UUID by a trigger on
+every UPDATE of a status or account row, and on every change of a status's mentions, tags
+and media; random, so never reused after a rollback, a failover or a restore), so an
 edit, a counter change, a suspension, a new attachment all change the key and the old entry
 is simply never asked for again (it ages out of the LRU). Deleted rows are not read, so
 their entries are never looked up; a suspended author's statuses are dropped before the
@@ -18,9 +19,7 @@ cache is consulted, from the account row read in the same request. There is no
 invalidation to forget, on this app host or any other.
 
 Only the home read path uses it: it reads committed rows on a connection without a
-transaction, so a version number in a key always names committed content. (A write route
-rendering inside its own transaction could see a version that is later rolled back and
-reused with different content; those routes render without the cache.)
+transaction. Write routes render once per request and keep rendering directly.
 
 In-process, not in Redis: a hit costs a dict lookup instead of a round trip, and nothing
 has to be shared between hosts because the keys come from PostgreSQL.
