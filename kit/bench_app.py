@@ -219,8 +219,19 @@ def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict
             http.get("/api/v1/timelines/home", headers={
                 "Authorization": f"Bearer benchtoken-{number % READERS}"}).raise_for_status()
         app1, data1 = _cpu(app_pids), _cpu(data_pids)
+        metrics = http.get("/metrics").text
     return {"app_ms": _spent(app0, app1) * 1000 / requests,
-            "data_ms": _spent(data0, data1) * 1000 / requests}
+            "data_ms": _spent(data0, data1) * 1000 / requests,
+            "cache": _cache_hits(metrics)}
+
+
+def _cache_hits(metrics: str) -> str:
+    """The rendered-status cache's hit share since the worker started, from /metrics (the
+    one worker that answered: each has its own cache), or "" for an app without it."""
+    found = dict(re.findall(r'podium_status_cache_lookups_total\{result="(hit|miss)"\} '
+                            r"([\d.e+]+)", metrics))
+    total = sum(float(v) for v in found.values())
+    return f", entity cache hits {float(found.get('hit', 0)) / total:.0%}" if total else ""
 
 
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
@@ -240,7 +251,8 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
             results[label].append(got)
             print(f"  round {round_ + 1} {label}: {got['rps']:.0f} req/s, p50 {got['p50']:.1f} "
                   f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}; CPU per read: app "
-                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms", flush=True)
+                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms{got['cache']}",
+                  flush=True)
             _stop(proc)
     for label, got in results.items():
         print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "

@@ -1,6 +1,7 @@
 """The home timeline's read path (docs/decisions/0210-home-read-cpu.md): statements built once
-and bound per request, no transaction on read-only routes, nothing rendered is cached. So an
-edit, a like, a deletion or a suspension shows in the very next home read, before any queue
+and bound per request, no transaction on read-only routes, rendered entities cached only
+under the versions PostgreSQL sets (0270-rendered-status-cache.md). So an edit, a like, a
+deletion, a suspension or a media change shows in the very next home read, before any queue
 job has run, and the paging shapes (bounds, trimmed feed, Redis down) keep their answers."""
 
 import contextlib
@@ -200,3 +201,183 @@ def test_ordinary_home_reads_are_answered_below_fastapi_and_the_rest_by_fastapi(
     # Metrics label the fast answers with the route, as for a routed request.
     text = client.get("/metrics").text
     assert 'route="/api/v1/timelines/home",status="200"' in text
+
+
+# --- The rendered-status cache (docs/decisions/0270-rendered-status-cache.md) -------------
+# Each test below warms the cache with a read, checks that the next unchanged read is
+# answered from it, then changes what the entity shows and reads once more: the change must
+# be in that very next read, with no queue job run in between.
+
+
+@contextlib.contextmanager
+def cache_counts(app):
+    """(hits, misses) of the app's rendered-status cache during the block."""
+    cache = app.state.status_cache
+    start = (cache.hits, cache.misses)
+    counts: list[int] = []
+    yield counts
+    counts[:] = [cache.hits - start[0], cache.misses - start[1]]
+
+
+def warm(app, client, reader, status_id: str) -> dict:
+    """Read the entity twice; the second read must be a cache hit for the whole page."""
+    entity(client, reader, status_id)
+    with cache_counts(app) as counts:
+        shown = entity(client, reader, status_id)
+    assert counts[0] >= 1 and counts[1] == 0, counts
+    return shown
+
+
+def test_warm_cache_like_counts_and_viewer_flags_show_in_the_next_read(
+        app, client, make_user, post, drain):
+    author, reader, other = make_user("author"), make_user("reader"), make_user("other")
+    follow(client, reader, author)
+    follow(client, other, author)
+    status = post(author, "count me")
+    drain()
+    assert warm(app, client, reader, status["id"])["favourites_count"] == 0
+    warm(app, client, other, status["id"])
+    assert client.post(f"/api/v1/statuses/{status['id']}/favourite",
+                       headers=other.headers).status_code == 200
+    mine = entity(client, reader, status["id"])
+    theirs = entity(client, other, status["id"])
+    # One cached entity serves both readers; the flag is each reader's own.
+    assert (mine["favourites_count"], mine["favourited"]) == (1, False)
+    assert (theirs["favourites_count"], theirs["favourited"]) == (1, True)
+    # The author's embedded Account: a new post changes statuses_count on the old entity.
+    post(author, "and another")
+    assert entity(client, reader, status["id"])["account"]["statuses_count"] == 2
+
+
+def test_warm_cache_edit_and_repost_of_an_edited_post(app, client, make_user, post, drain):
+    author, sharer, reader = make_user("author"), make_user("sharer"), make_user("reader")
+    follow(client, reader, sharer)
+    status = post(author, "before #old")
+    drain()
+    repost = client.post(f"/api/v1/statuses/{status['id']}/reblog", headers=sharer.headers)
+    assert repost.status_code == 200
+    drain()
+    assert warm(app, client, reader, repost.json()["id"])["reblog"]["content"].count("before")
+    assert client.put(f"/api/v1/statuses/{status['id']}", headers=author.headers,
+                      json={"status": "after #new"}).status_code == 200
+    inner = entity(client, reader, repost.json()["id"])["reblog"]
+    assert "after" in inner["content"] and inner["edited_at"] is not None
+    assert [t["name"] for t in inner["tags"]] == ["new"]
+    # The reader's own like of the original shows inside the repost, from the cache too.
+    client.post(f"/api/v1/statuses/{status['id']}/favourite", headers=reader.headers)
+    inner = warm(app, client, reader, repost.json()["id"])["reblog"]
+    assert inner["favourited"] is True and inner["favourites_count"] == 1
+
+
+def test_warm_cache_deletion_and_suspension_are_never_served(app, client, make_user, post,
+                                                             drain):
+    author, troll, reader = make_user("author"), make_user("troll"), make_user("reader")
+    mod = make_user("mod", role="moderator")
+    follow(client, reader, author)
+    follow(client, reader, troll)
+    doomed = post(author, "soon deleted")
+    hidden = post(troll, "soon suspended")
+    drain()
+    warm(app, client, reader, doomed["id"])
+    assert client.delete(f"/api/v1/statuses/{doomed['id']}",
+                         headers=author.headers).status_code == 200
+    answer = client.get(HOME, headers=reader.headers)
+    assert ids_of(answer) == [hidden["id"]] and "soon deleted" not in answer.text
+    warm(app, client, reader, hidden["id"])
+    assert client.post(f"/api/v1/admin/accounts/{troll.id}/action", headers=mod.headers,
+                       json={"type": "suspend"}).status_code == 200
+    answer = client.get(HOME, headers=reader.headers)
+    assert ids_of(answer) == [] and "soon suspended" not in answer.text
+
+
+def test_warm_cache_media_description_change(app, client, make_user, post, drain, configure,
+                                             server, tmp_path):
+    from test_media import jpeg, upload
+
+    configure(media_backend="local", media_dir=str(tmp_path), media_base_url=server)
+    author, reader = make_user("author"), make_user("reader")
+    follow(client, reader, author)
+    media = upload(client, author, jpeg(), "image/jpeg", description="first").json()
+    status = post(author, "a picture", media_ids=[media["id"]])
+    drain()
+    shown = warm(app, client, reader, status["id"])
+    assert [m["description"] for m in shown["media_attachments"]] == ["first"]
+    assert client.put(f"/api/v1/media/{media['id']}", headers=author.headers,
+                      json={"description": "second"}).status_code == 200
+    shown = entity(client, reader, status["id"])
+    assert [m["description"] for m in shown["media_attachments"]] == ["second"]
+
+
+def test_cached_answers_are_byte_identical_to_rendering(app, client, make_user, post, drain):
+    """The same pages with the cache warm and with no cache at all: the same bytes."""
+    author, sharer, reader = make_user("author"), make_user("sharer"), make_user("reader")
+    follow(client, reader, author)
+    follow(client, reader, sharer)
+    first = post(author, "héllo @sharer #tag <b>")
+    post(author, "second", spoiler_text="cw", visibility="unlisted")
+    client.post(f"/api/v1/statuses/{first['id']}/reblog", headers=sharer.headers)
+    client.post(f"/api/v1/statuses/{first['id']}/favourite", headers=reader.headers)
+    drain()
+    pages = [{}, {"limit": 2}, {"limit": 1, "max_id": first["id"]}, {"min_id": "0"}]
+    client.get(HOME, headers=reader.headers)
+    cached = [client.get(HOME, headers=reader.headers, params=p) for p in pages]
+    cache = app.state.status_cache
+    app.state.status_cache = None
+    try:
+        rendered = [client.get(HOME, headers=reader.headers, params=p) for p in pages]
+    finally:
+        app.state.status_cache = cache
+    for with_cache, without in zip(cached, rendered, strict=True):
+        assert with_cache.status_code == without.status_code == 200
+        assert with_cache.content == without.content
+        assert with_cache.headers.get("link") == without.headers.get("link")
+    # The hits and misses are counted for the operators.
+    text = client.get("/metrics").text
+    assert 'podium_status_cache_lookups_total{result="hit"}' in text
+    assert 'podium_status_cache_lookups_total{result="miss"}' in text
+
+
+def test_versions_are_bumped_by_the_database_itself(base_settings, make_user, post):
+    """The cache's safety rests on these triggers (migration 0005), not on app code: an
+    UPDATE written by hand changes the versions too."""
+    import asyncio
+
+    from podium_app.db import Database
+    from sqlalchemy import text
+
+    author = make_user("author")
+    post(author, "versioned")
+    names = {"u": "author"}
+    status = "(SELECT s.id FROM statuses s JOIN accounts a ON a.id = s.account_id " \
+             "WHERE a.username = :u)"
+
+    async def run(*statements):
+        db = Database.from_settings(base_settings)
+        try:
+            async with db.writer.begin() as conn:
+                for sql in statements:
+                    await conn.execute(text(sql.replace("STATUS", status)), names)
+                return tuple((await conn.execute(text(
+                    "SELECT s.version, a.version FROM statuses s JOIN accounts a "
+                    "ON a.id = s.account_id WHERE a.username = :u"), names)).one())
+        finally:
+            await db.dispose()
+
+    seen = [asyncio.run(run())]
+    after = asyncio.run(run("UPDATE statuses SET favourites_count = 7 WHERE id = STATUS"))
+    assert after[0] not in {v[0] for v in seen} and after[1] == seen[-1][1]
+    seen.append(after)
+    after = asyncio.run(run("UPDATE accounts SET display_name = 'x' WHERE username = :u"))
+    assert after[0] == seen[-1][0] and after[1] not in {v[1] for v in seen}
+    seen.append(after)
+    after = asyncio.run(run("INSERT INTO mentions (status_id, account_id) "
+                            "SELECT STATUS, id FROM accounts WHERE username = :u"))
+    assert after[0] not in {v[0] for v in seen}
+    seen.append(after)
+    after = asyncio.run(run("DELETE FROM mentions WHERE status_id = STATUS"))
+    assert after[0] not in {v[0] for v in seen}
+    # An UPDATE that changes nothing still gives a new version (never the same one twice,
+    # whatever was rolled back or lost in a failover: the versions are random).
+    seen.append(after)
+    after = asyncio.run(run("UPDATE statuses SET id = id WHERE id = STATUS"))
+    assert after[0] not in {v[0] for v in seen}

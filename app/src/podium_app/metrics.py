@@ -38,6 +38,12 @@ REPLICA_LAG = Gauge("podium_db_replica_lag_seconds",
 REPLICA_USABLE = Gauge("podium_db_replica_usable",
                        "1 while reads may go to the replica, 0 while they go to the primary",
                        registry=REGISTRY)
+# The home timeline's rendered-status cache (podium_app/statuscache.py), per web worker.
+STATUS_CACHE = Counter("podium_status_cache_lookups",
+                       "Home timeline entities looked up in the rendered-status cache",
+                       ["result"], registry=REGISTRY)
+STATUS_CACHE_HITS = STATUS_CACHE.labels(result="hit")
+STATUS_CACHE_MISSES = STATUS_CACHE.labels(result="miss")
 
 
 class MetricsMiddleware:

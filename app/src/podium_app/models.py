@@ -93,6 +93,10 @@ class Account(Base):
                                         server_default="off")
     digest_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
+    # A new random UUID from the database on every UPDATE of the row (migration 0005): the
+    # key of the rendered-status cache (docs/decisions/0270-rendered-status-cache.md).
+    # NULL until the first UPDATE. Never set it.
+    version: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class Invite(Base):
@@ -187,6 +191,10 @@ class Status(Base):
     favourites_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     created_at: Mapped[datetime] = _now()
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A new random UUID from the database on every UPDATE of the row and every change of
+    # its mentions, tags and media (migration 0005): the key of the rendered-status cache
+    # (docs/decisions/0270-rendered-status-cache.md). NULL until the first. Never set it.
+    version: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class StatusEdit(Base):

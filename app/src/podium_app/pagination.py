@@ -79,6 +79,12 @@ def json_page(request: Request, entities: list[dict], first: str | None, last: s
     """A rendered page as JSON with its Link header, encoded once by the C JSON encoder
     (the entities are plain JSON values already: FastAPI's field-by-field validation and
     jsonable_encoder pass would cost more than the rendering on timeline reads)."""
+    return json_body_page(request, json.dumps(entities, ensure_ascii=False,
+                                              separators=(",", ":")).encode(), first, last)
+
+
+def json_body_page(request: Request, body: bytes, first: str | None, last: str | None,
+                   ) -> Response:
+    """json_page() for a body encoded already (the home timeline's cached entities)."""
     headers = {"Link": _link(request, first, last)} if first and last else None
-    body = json.dumps(entities, ensure_ascii=False, separators=(",", ":")).encode()
     return Response(body, media_type="application/json", headers=headers)

@@ -133,6 +133,8 @@ class StatusContext:
         self.reblogged: set[uuid.UUID] = set()
         # Rendered MediaAttachment entities per status id, in order.
         self.media: dict[uuid.UUID, list[dict]] = {}
+        # Ids of the statuses with media attached (loaded into `media` when rendered).
+        self.with_media: set[uuid.UUID] = set()
         self._rendered_accounts: dict[uuid.UUID, dict] = {}
 
     def account(self, acc: Account) -> dict:

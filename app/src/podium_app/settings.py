@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     fanout_threshold: int = Field(10_000, ge=1)
     # Length of each Redis home feed (entries beyond it are read from PostgreSQL).
     home_feed_length: int = Field(800, ge=10)
+    # Rendered Status entities kept per web worker process for the home timeline, keyed by
+    # the rows' versions (docs/decisions/0270-rendered-status-cache.md): ~1.9 KB each,
+    # ~95 MB per worker when full.
+    # 0: no cache (every entity rendered on every read).
+    status_cache_entries: int = Field(50_000, ge=0)
 
     # --- secrets ----------------------------------------------------------------------------
     # Signs email confirmation and reset links and session cookies. 32+ characters.

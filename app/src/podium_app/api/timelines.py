@@ -18,10 +18,11 @@ from podium_app.api.deps import (
     user_of,
 )
 from podium_app.models import Account, Status, StatusTag, Tag
-from podium_app.pagination import Page, json_page, page_params
+from podium_app.pagination import Page, json_body_page, json_page, page_params
 from podium_app.services import feeds
 from podium_app.services import statuses as status_service
 from podium_app.settings import Settings
+from podium_app.statuscache import page_body
 
 router = APIRouter(tags=["timelines"])
 PageDep = Annotated[Page, Depends(page_params)]
@@ -50,8 +51,16 @@ async def home_page(request: Request, run: rawsql.Raw, settings: Settings, page:
                     auth: Auth) -> Response:
     viewer = user_of(auth)
     rows = await feeds.home(None, request.app.state.redis, settings, viewer, page, run)
-    rendered = await status_service.render_with(run, settings, rows, viewer)
-    return _page(request, rendered, rows)
+    cache = request.app.state.status_cache
+    if cache is None:
+        return _page(request, await status_service.render_with(run, settings, rows, viewer),
+                     rows)
+    # Unchanged entities from the rendered-status cache, keyed by the versions read with
+    # the rows (docs/decisions/0270-rendered-status-cache.md).
+    body = page_body(await status_service.render_cached(run, settings, rows, viewer, cache))
+    if not rows:
+        return json_body_page(request, body, None, None)
+    return json_body_page(request, body, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))
 
 
 def _public_query():

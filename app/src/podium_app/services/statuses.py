@@ -48,6 +48,7 @@ from podium_app.serializers import status as render_status
 from podium_app.services import accounts as account_service
 from podium_app.services import text as text_service
 from podium_app.settings import Settings
+from podium_app.statuscache import StatusCache, Template
 
 DESK_REFUSAL = ("This server is in desk mode: only publishers post, reply, repost and like; "
                 "followers follow, read and share")
@@ -327,6 +328,49 @@ async def render_with(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses
                       viewer) -> list[dict]:
     """render() on either executor (podium_app/rawsql.py): the home timeline passes rows
     read through asyncpg, every other route ORM objects."""
+    ctx = await _context(run, settings, statuses, viewer)
+    shown = _shown(ctx, statuses)
+    await _load_media(run, settings, ctx, shown)
+    return [render_status(s, ctx) for s in shown]
+
+
+async def render_cached(run: rawsql.Raw, settings: Settings, statuses: list, viewer,
+                        cache: StatusCache) -> list[bytes]:
+    """The entities of render_with() as encoded JSON, each taken from `cache` when the rows
+    it shows are unchanged (podium_app/statuscache.py): only misses are rendered, and only
+    their media loaded. For the home read path only (committed rows, no transaction)."""
+    ctx = await _context(run, settings, statuses, viewer)
+    shown = _shown(ctx, statuses)
+    domain, media_base = settings.domain, settings.media_base_url
+    keyed = []
+    misses = []
+    for s in shown:
+        key: tuple = (domain, media_base, s.id, s.version, ctx.accounts[s.account_id].version)
+        original = ctx.statuses.get(s.reblog_of_id) if s.reblog_of_id is not None else None
+        if original is not None:
+            key += (original.id, original.version, ctx.accounts[original.account_id].version)
+        template = cache.get(key)
+        if template is None:
+            misses.append(s)
+        keyed.append((s, original, key, template))
+    if misses:
+        await _load_media(run, settings, ctx, misses)
+    cache.counted(len(keyed) - len(misses), len(misses))
+    out = []
+    for s, original, key, template in keyed:
+        if template is None:
+            template = Template(render_status(s, ctx))
+            cache.put(key, template)
+        inner = original.id if original is not None else None
+        out.append(template.fill((s.id in ctx.favourited, s.id in ctx.reblogged,
+                                  inner in ctx.favourited, inner in ctx.reblogged)))
+    return out
+
+
+async def _context(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses: list,
+                   viewer) -> StatusContext:
+    """The rows the entities of `statuses` show, except media (_load_media): reposted
+    statuses, mentions, tags, the viewer's likes and reposts, the accounts."""
     ctx = StatusContext(settings.domain)
     ctx.statuses = {s.id: s for s in statuses}
     originals = {s.reblog_of_id for s in statuses if s.reblog_of_id} - set(ctx.statuses)
@@ -335,9 +379,8 @@ async def render_with(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses
             ctx.statuses[s.id] = s
     all_ids = list(ctx.statuses)
     if not all_ids:
-        return []
+        return ctx
     account_ids = {s.account_id for s in ctx.statuses.values()}
-    with_media = []
     details = (DETAILS_FOR_VIEWER, {"ids": all_ids, "viewer_id": viewer.id}) if viewer \
         else (DETAILS, {"ids": all_ids})
     for sid, mention_ids, tags, media, fav, rb in await run.tuples(*details):
@@ -347,30 +390,36 @@ async def render_with(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses
         if tags:
             ctx.tags[sid] = list(tags)
         if media:
-            with_media.append(sid)
+            ctx.with_media.add(sid)
         if fav:
             ctx.favourited.add(sid)
         if rb:
             ctx.reblogged.add(sid)
     for acc in await run.entities(ACCOUNTS_BY_ID, {"ids": list(account_ids)}):
         ctx.accounts[acc.id] = acc
-    if with_media:
-        for status_id, attached in (await media_service.for_statuses(run.session,
-                                                                     with_media)).items():
-            ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
+    return ctx
 
+
+def _shown(ctx: StatusContext, statuses: list) -> list:
+    """`statuses` less those by suspended (or deleted) accounts and reposts of them:
+    suspension hides content everywhere, including reposts of it."""
     def shown(s: Status | None) -> bool:
         author = ctx.accounts.get(s.account_id) if s is not None else None
         return author is not None and author.suspended_at is None
 
-    out = []
-    for s in statuses:
-        # Suspension hides content everywhere, including reposts of it.
-        if not shown(s) or (s.reblog_of_id is not None
-                            and not shown(ctx.statuses.get(s.reblog_of_id))):
-            continue
-        out.append(render_status(s, ctx))
-    return out
+    return [s for s in statuses
+            if shown(s) and (s.reblog_of_id is None or shown(ctx.statuses.get(s.reblog_of_id)))]
+
+
+async def _load_media(run: rawsql.Orm | rawsql.Raw, settings: Settings, ctx: StatusContext,
+                      statuses: list) -> None:
+    """Rendered MediaAttachment entities of `statuses` and the statuses they repost."""
+    wanted = {s.id for s in statuses} | {s.reblog_of_id for s in statuses if s.reblog_of_id}
+    with_media = [sid for sid in ctx.with_media if sid in wanted]
+    if with_media:
+        for status_id, attached in (await media_service.for_statuses(run.session,
+                                                                     with_media)).items():
+            ctx.media[status_id] = [media_service.render(m, settings) for m in attached]
 
 
 async def render_one(session, settings, st: Status, viewer: Account | None) -> dict:
