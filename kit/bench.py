@@ -81,7 +81,8 @@ EDGE_PAGES = ("post", "landing", "public")
 def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
          pages: tuple[str, ...] = ("post", "landing"), encoding: str = "") -> None:
     """Cached pages and cached media served by one edge, each against nginx serving a static
-    file of the same size on the same host and TLS listener, runs alternated side by side.
+    file of the same size on the same host and TLS listener (two references, REFERENCES:
+    logged like the platform's server, and bare), runs alternated side by side.
     Each client stays under nginx's 1000 requests per connection (h2load does not reconnect).
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
