@@ -217,7 +217,7 @@ def _cache_counts(host, host_vars, stack_vars, server: str) -> dict[str, float]:
 
 def test_cache_hits_and_misses_are_counted(host, host_vars, stack_vars, address, tls):
     """A new media path: the first answer is a MISS (a 404, cached for a minute), the second
-    a HIT; mtail counts both from the cache log."""
+    a HIT; mtail counts both from the cache status ending their access.log lines."""
     server = f"media.{stack_vars['podium_domain']}"
     before = _cache_counts(host, host_vars, stack_vars, server)
     path = f"/m/podium-test/{uuid.uuid4().hex}.jpg"
