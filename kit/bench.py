@@ -40,6 +40,14 @@ MEDIA_SIZE = 100 * 1024
 BENCH_ROOT = "/var/lib/podium-edge/bench"  # roles/edge vars: __edge_bench_root
 
 
+# The static references, by the name the table shows: loopback-only servers of the edge
+# (roles/edge, podium-edge.conf) serving the twins from BENCH_ROOT on the same TLS listener.
+# "logged" logs each request as the platform's server does, so that beside a cached page only
+# the cache path differs (decision 0275: the ratio issue 6 is judged on); "bare" logs nothing
+# (the reference of sessions 1-5, kept so that figures stay comparable).
+REFERENCES = {"logged": "edge-bench-logged.invalid", "bare": "edge-bench.invalid"}
+
+
 # The edge's nginx workers' CPU time (user + system, clock ticks) on the edge host.
 WORKER_TICKS = ("$(for p in $(pgrep -f '^nginx: worker'); do cat /proc/$p/stat; done "
                 "| awk '{s+=$14+$15} END {print s+0}')")
@@ -73,7 +81,8 @@ EDGE_PAGES = ("post", "landing", "public")
 def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
          pages: tuple[str, ...] = ("post", "landing"), encoding: str = "") -> None:
     """Cached pages and cached media served by one edge, each against nginx serving a static
-    file of the same size on the same host and TLS listener, runs alternated side by side.
+    file of the same size on the same host and TLS listener (two references, REFERENCES:
+    logged like the platform's server, and bare), runs alternated side by side.
     Each client stays under nginx's 1000 requests per connection (h2load does not reconnect).
 
     The load generator (h2load, Debian's nghttp2-client, installed on the edge for the run)
@@ -172,7 +181,8 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
         cases = {}
         for label, name, path in objects:
             cases[(label, "cached")] = f"https://{name}{path}"
-            cases[(label, "static")] = f"https://edge-bench.invalid/{twins[label]}"
+            for kind, server in REFERENCES.items():
+                cases[(label, kind)] = f"https://{server}/{twins[label]}"
         results: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
         cpu: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
         extra = f"-H 'Accept-Encoding: {encoding}' " if encoding else ""
@@ -191,21 +201,22 @@ def edge(stack_name: str, runs: int, requests: int = 20000, clients: int = 32,
     median = {case: statistics.median(values) for case, values in results.items()}
     # Each round measures a pair back to back, so the median of the per-round ratios is the
     # figure least moved by other load on the machine; the ratio of medians is shown too.
-    print("\n| Object | Size | Edge cache (req/s) | Static file (req/s) | Ratio of medians "
-          "| Median of per-round ratios | Per round | nginx CPU ms/1000 req, cached / static "
-          "(medians) | CPU ratio static/cached |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| Object | Size | Static reference | Edge cache (req/s) | Static file (req/s) "
+          "| Ratio of medians | Median of per-round ratios | Per round | nginx CPU ms/1000 req, "
+          "cached / static (medians) | CPU ratio static/cached |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, _, _ in objects:
-        cached, static = results[(label, "cached")], results[(label, "static")]
-        ratios = [c / s for c, s in zip(cached, static, strict=True)]
-        cpu_cached, cpu_static = (statistics.median(cpu[(label, kind)])
-                                  for kind in ("cached", "static"))
-        print(f"| {label} | {sizes[label] / 1024:.1f} KiB | {median[(label, 'cached')]:.0f} | "
-              f"{median[(label, 'static')]:.0f} | "
-              f"{median[(label, 'cached')] / median[(label, 'static')]:.2f} | "
-              f"**{statistics.median(ratios):.2f}** | "
-              f"{', '.join(f'{r:.2f}' for r in ratios)} | "
-              f"{cpu_cached:.1f} / {cpu_static:.1f} | {cpu_static / cpu_cached:.2f} |")
+        for kind in REFERENCES:
+            cached, static = results[(label, "cached")], results[(label, kind)]
+            ratios = [c / s for c, s in zip(cached, static, strict=True)]
+            cpu_cached, cpu_static = (statistics.median(cpu[(label, k)])
+                                      for k in ("cached", kind))
+            print(f"| {label} | {sizes[label] / 1024:.1f} KiB | {kind} | "
+                  f"{median[(label, 'cached')]:.0f} | {median[(label, kind)]:.0f} | "
+                  f"{median[(label, 'cached')] / median[(label, kind)]:.2f} | "
+                  f"**{statistics.median(ratios):.2f}** | "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)} | "
+                  f"{cpu_cached:.1f} / {cpu_static:.1f} | {cpu_static / cpu_cached:.2f} |")
     print(f"\nmedians over {runs} alternated rounds; backends: "
           f"{'stand-in (kit/standin.py)' if started else 'the deployed app'}; pages: "
           + ", ".join(f"{label} https://{stack.domain}{path}"

@@ -217,7 +217,7 @@ def _cache_counts(host, host_vars, stack_vars, server: str) -> dict[str, float]:
 
 def test_cache_hits_and_misses_are_counted(host, host_vars, stack_vars, address, tls):
     """A new media path: the first answer is a MISS (a 404, cached for a minute), the second
-    a HIT; mtail counts both from the cache log."""
+    a HIT; mtail counts both from the cache status ending their access.log lines."""
     server = f"media.{stack_vars['podium_domain']}"
     before = _cache_counts(host, host_vars, stack_vars, server)
     path = f"/m/podium-test/{uuid.uuid4().hex}.jpg"
@@ -268,6 +268,12 @@ def test_a_cached_page_is_stored_compressed_once_per_encoding(address, stack_var
     assert [a.headers.get("content-encoding") for a in answers] == [encoding, encoding, None]
     assert answers[1].body == answers[0].body
     assert "Accept-Encoding" in answers[1].headers["vary"]
+    # One Vary per name, compressed or plain copy, stored or fresh (the plain copy went out
+    # with "Vary: Accept-Encoding" twice: the compressing hop's and the front server's).
+    for answer in answers:
+        names = [n.strip().lower() for n in answer.headers["vary"].split(",")]
+        assert sorted(names) == sorted(set(names)), (answer.headers["x-cache-status"], names)
+        assert "accept-encoding" in names and "accept-language" in names, names
     assert answers[2].body.startswith(b"<!DOCTYPE html>")
     assert len(answers[1].body) < len(answers[2].body)
 
