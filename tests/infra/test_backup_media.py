@@ -98,7 +98,7 @@ def test_a_file_deleted_at_the_origin_moves_to_deleted_in_the_copy(host, backup,
         assert backup.check_output("sha256sum %s", kept).split()[0] == digest
 
 
-def test_the_copy_timer_is_enabled(host):
+def test_the_copy_timer_is_enabled(host, backup):  # backup: skips when there is none
     timer = host.service("podium-media-copy.timer")
     assert timer.is_enabled
     assert timer.is_running
