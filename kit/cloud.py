@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from kit import dkim, inventory
+from kit import dkim, inventory, providers
 from kit.ansible import VENV_BIN, run_playbook, venv_env
 from kit.errors import PodiumError
 from kit.paths import REPO, StackPaths, shown, stack_file
@@ -36,11 +36,13 @@ PULUMI_INSTALL = "https://www.pulumi.com/docs/install/"
 CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "hcloud": (("HCLOUD_TOKEN",), ("hcloud:token",),
                "Hetzner Cloud Console: your project, Security, API tokens (read & write)"),
-    "scaleway": (("SCW_ACCESS_KEY", "SCW_SECRET_KEY"), ("scaleway:accessKey",
+    # Scaleway's API key pair is also the S3 key pair of a Scaleway offsite bucket.
+    "scaleway": (providers.OFFSITE_S3_ENV["scaleway"], ("scaleway:accessKey",
                                                         "scaleway:secretKey"),
                  "Scaleway console: IAM, API keys"),
     # The offsite bucket at Hetzner Object Storage goes through the MinIO provider.
-    "hetzner-s3": (("MINIO_USER", "MINIO_PASSWORD"), ("minio:minioUser", "minio:minioPassword"),
+    "hetzner-s3": (providers.OFFSITE_S3_ENV["hetzner"], ("minio:minioUser",
+                                                         "minio:minioPassword"),
                    "Hetzner Cloud Console: your project, Security, S3 credentials"),
 }
 OFFSITE_CREDENTIALS = {"scaleway": "scaleway", "hetzner": "hetzner-s3"}

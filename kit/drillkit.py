@@ -195,6 +195,20 @@ class Remote:
         return self.run(app, f"{APP_CLI} {args}")
 
 
+def current_timeline(remote: Remote, primary: str) -> int:
+    """The timeline the primary writes on (from its current WAL file's name)."""
+    name, = remote.psql(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
+    return int(name[:8], 16)
+
+
+def newest_backup_timeline(remote: Remote, backup: str) -> int | None:
+    """The timeline of the repository's newest backup (None: there is no backup)."""
+    info = json.loads(remote.run(
+        backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+    backups = info.get("backup", [])
+    return int(backups[-1]["archive"]["start"][:8], 16) if backups else None
+
+
 def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> str:
     """Take an incremental backup when the newest backup is not on the primary's timeline.
 
@@ -203,12 +217,7 @@ def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> 
     files to the timeline it is asked for; after a restore to a past time, the newest backup
     sits on a branch the database has left. A backup on the current timeline makes the next
     restore start where the database is (the backup role does the same at every converge)."""
-    name, = remote.psql(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
-    current = int(name[:8], 16)
-    info = json.loads(remote.run(
-        backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
-    backups = info.get("backup", [])
-    newest = int(backups[-1]["archive"]["start"][:8], 16) if backups else None
+    current, newest = current_timeline(remote, primary), newest_backup_timeline(remote, backup)
     if newest == current:
         return f"the newest backup is on timeline {current} already"
     began = time.monotonic()

@@ -84,8 +84,9 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                 "podium_dns_reverse_zone": dns_records.reverse_zone(stack.network.cidr),
                 "podium_dns_reverse_records": [_record(r) for r in
                                                dns_records.ptr_records(stack, private)],
-                # The stack's state folder on the controller (exports such as the lab CA's root).
+                # Where the backups go beside the backup host: {} in the lab.
                 "podium_offsite": _offsite(stack, offsite_bucket),
+                # The stack's state folder on the controller (exports such as the lab CA's root).
                 "podium_state_dir": str(paths.state.resolve()),
                 # Where roles keep generated secrets on the controller (see
                 # docs/decisions/0007-secrets.md); created 0700 when the inventory is written.

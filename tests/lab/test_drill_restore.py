@@ -25,7 +25,15 @@ import time
 import pytest
 
 from kit import drill
-from kit.drillkit import STANZA, Api, Remote, configured_primary, present_ids, publisher
+from kit.drillkit import (
+    Api,
+    Remote,
+    configured_primary,
+    current_timeline,
+    newest_backup_timeline,
+    present_ids,
+    publisher,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.drill]
 
@@ -41,13 +49,6 @@ def _restore_needs(stack):
     if not all(groups.get(role) for role in ("postgres", "backup", "app", "proxy")):
         pytest.skip("the stack lacks a postgres, backup, app or proxy host")
     return groups
-
-
-def _newest_backup_timeline(remote: Remote, backup: str) -> str:
-    return remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json "
-                              "info | python3 -c 'import json,sys; "
-                              "print(json.load(sys.stdin)[0][\"backup\"][-1][\"archive\"]"
-                              "[\"start\"])'").strip()[:8]
 
 
 # ------------------------------------------------------------------ latest point (CI)
@@ -90,8 +91,8 @@ def test_latest_restore_report_has_rto_rpo_and_a_timeline(latest):
 
 def test_newest_backup_is_on_the_timeline_after_a_latest_restore(latest):
     remote = latest["remote"]
-    name, = remote.psql(latest["primary"], "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
-    assert _newest_backup_timeline(remote, latest["backup"]) == name[:8]
+    assert newest_backup_timeline(remote, latest["backup"]) == current_timeline(
+        remote, latest["primary"])
 
 
 # ------------------------------------------------------------- to a chosen time (slow)
@@ -145,5 +146,5 @@ def test_manifest_up_to_the_target_matches_and_the_platform_serves(run):
 @slow
 def test_newest_backup_is_on_the_restored_timeline(run):
     remote = run["remote"]
-    name, = remote.psql(run["primary"], "SELECT pg_walfile_name(pg_current_wal_lsn())")[0]
-    assert _newest_backup_timeline(remote, run["backup"]) == name[:8]
+    assert newest_backup_timeline(remote, run["backup"]) == current_timeline(
+        remote, run["primary"])
