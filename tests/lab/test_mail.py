@@ -64,8 +64,9 @@ def _on_mail_host(stack, paths, mail, command: str, stdin: str | None = None,
 class _Smtp(smtplib.SMTP):
     """Connects by address, verifies the certificate for the MX name (no DNS on the controller)."""
 
-    def __init__(self, mail: dict, port: int) -> None:
-        super().__init__(mail["address"], port, local_hostname="controller.lab.invalid", timeout=30)
+    def __init__(self, mail: dict, port: int, timeout: float = 30) -> None:
+        super().__init__(mail["address"], port, local_hostname="controller.lab.invalid",
+                         timeout=timeout)
         self._host = mail["name"]
 
 
@@ -300,13 +301,18 @@ def test_sasl_brute_force_gets_the_client_banned(stack, paths, mail):
     try:
         for _ in range(12):
             try:
-                with _Smtp(mail, 587) as smtp:
+                with _Smtp(mail, 587, timeout=10) as smtp:
                     smtp.starttls(context=mail["context"])
                     with pytest.raises(smtplib.SMTPAuthenticationError):
                         smtp.login(f"app@{mail['domain']}", "guess")
             except ConnectionRefusedError:
                 banned = True
                 break
+            except (smtplib.SMTPServerDisconnected, TimeoutError):
+                # The ban landed while this session was open (seen in CI): the nftables reject
+                # only reaches an established TCP session as a soft error, so the reply never
+                # comes. Not a verdict either way: the next connection tells.
+                continue
             time.sleep(1)
         assert banned, "the client was never banned"
     finally:
