@@ -136,6 +136,13 @@ def test_retention_is_set(prometheus):
     assert flags["storage.tsdb.retention.size"] not in ("0B", "0")
 
 
+def test_alerts_are_resent_at_the_converged_delay(prometheus):
+    """monitoring_alert_resend_delay reaches Prometheus (it sets how long the Watchdog
+    outlives a dead Prometheus, docs/runbooks/watchdog.md)."""
+    flags = _get(f"{prometheus}/api/v1/status/flags")["data"]
+    assert flags["rules.alert.resend-delay"] == "1m"
+
+
 def test_alertmanager_config_routes_by_alert_name_with_inhibition(alertmanager):
     config = _get(f"{alertmanager}/api/v2/status")["config"]["original"]
     assert "group_by:\n  - alertname" in config

@@ -4,7 +4,9 @@ The disk alert's normal `for:` (5 minutes for critical) is too long for a test, 
 monitoring hosts are converged for the duration with ``monitoring_alert_for_override=10s``
 (every rule's `for:` becomes 10 s; the thresholds and expressions are the real ones), a
 webhook to a small receiver on the controller's bridge address, and the dead-man's switch
-pointed at the same receiver (pinged every 15 s instead of 5 minutes); the fixture
+pointed at the same receiver (pinged every 15 s instead of 5 minutes), and Prometheus
+re-sending firing alerts every 15 s instead of every minute (a dead Prometheus's alerts then
+expire in Alertmanager after 2 minutes, not 4: the watchdog test waits for that); the fixture
 converges them back to the normal settings afterwards. Alertmanager's own timings
 (group_wait 30 s) are the production ones. With a mail host in the stack, the disk,
 replication and backup faults end with the alert mail read over IMAPS from the operator's
@@ -40,6 +42,9 @@ FILL_MOUNT = "/var/lib/podium-fault-disk"
 
 WATCHDOG_PATH = "/watchdog"
 WATCHDOG_INTERVAL = 15  # seconds: monitoring_deadmansswitch_interval for the test
+# Alertmanager drops an alert Prometheus stopped sending 4 x max(resend delay, evaluation
+# interval) after the last send: 2 minutes with this, 4 with the default 1m.
+RESEND_DELAY = "15s"
 
 # Webhook payloads received, with the time they arrived; the dead-man's switch's pings.
 RECEIVED: list[tuple[float, dict]] = []
@@ -77,7 +82,8 @@ def _converge_monitoring(stack, paths, label: str, *extra: str) -> None:
         "--limit", "monitoring", "-e", f"monitoring_alert_for_override={FOR_OVERRIDE}",
         "-e", f"monitoring_webhook_url={receiver}/alerts",
         "-e", f"monitoring_deadmansswitch_url={receiver}{WATCHDOG_PATH}",
-        "-e", f"monitoring_deadmansswitch_interval={WATCHDOG_INTERVAL}s", *extra],
+        "-e", f"monitoring_deadmansswitch_interval={WATCHDOG_INTERVAL}s",
+        "-e", f"monitoring_alert_resend_delay={RESEND_DELAY}", *extra],
         echo=False)
 
 
@@ -389,8 +395,9 @@ def test_blocking_the_backup_repository_fires_wal_archiving_and_mails_the_operat
 def test_the_watchdog_pings_the_deadmansswitch_until_prometheus_dies(stack, paths, monitoring):
     """The dead-man's switch (docs/runbooks/watchdog.md), with the receiver standing in for
     the outside service: Watchdog pings arrive every interval; with Prometheus stopped they
-    stop (after Alertmanager's copy of the alert expires, up to 4 minutes after the last
-    evaluation: the switch's grace period must cover that), and resume once it is back.
+    stop (after Alertmanager's copy of the alert expires: up to 4 minutes after the last
+    send with the production resend delay, 2 with the test's; the switch's grace period must
+    cover that), and resume once it is back.
     Runs last: Prometheus is down for several minutes."""
     mon = next(h for h in stack.hosts if "monitoring" in h.roles)
     seen = len(WATCHDOG)
