@@ -167,14 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="TIME", default=None,
                    help="point in time, ISO 8601 with its zone; default: the latest archived "
                         "write")
-    p.add_argument("--record-manifest", action="store_true",
-                   help="only record --from's data manifest (while it is alive) in "
-                        ".podium/FROM/, for the check after recovery")
-    p.add_argument("--lab-lose-source", action="store_true",
-                   help="lab only: destroy every host of --from except its backup host (the "
-                        "offsite store), nothing else")
-    p.add_argument("--allow-cloud", action="store_true",
-                   help="accept cloud stacks (refused without it; not implemented yet)")
+    for flag, text in (
+            ("--record-manifest", "only record --from's data manifest (while it is alive) in "
+             ".podium/FROM/, for the check after recovery"),
+            ("--lab-lose-source", "lab only: destroy every host of --from except its backup "
+             "host (the offsite store), nothing else"),
+            ("--allow-cloud", "accept cloud stacks (refused without it; not implemented yet)")):
+        p.add_argument(flag, action="store_true", help=text)
 
     p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",
                        description="Serve the app (and its queue worker) on 127.0.0.1 against a "
