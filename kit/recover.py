@@ -164,6 +164,7 @@ def record_manifest(target_name: str, source_name: str, allow_cloud: bool) -> Pa
     remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
     for host in media:
         remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
+    (paths.state / LOST_FILE).unlink(missing_ok=True)  # from an earlier loss of A
     path = manifest_path(source_name)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     path.chmod(0o600)  # it holds a lab publisher's token
