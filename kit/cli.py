@@ -152,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-cloud", action="store_true",
                    help="accept a cloud stack (drills destroy hosts; refused without it)")
 
+    p = sub.add_parser("recover", help="bring the platform back in another stack from the "
+                       "offsite backup of a lost one",
+                       description="Cross-provider recovery (docs/runbooks/"
+                       "cross-provider-recovery.md): --stack takes the identity (secrets), "
+                       "database (pgBackRest, latest or --to) and media of --from from the "
+                       "copies on --from's backup host, verifies against the manifest recorded "
+                       "with --record-manifest, smoke tests, and saves a report with RTO and "
+                       "RPO in docs/drills/.")
+    p.add_argument("--stack", required=True, metavar="NAME",
+                   help="the stack to recover into (the second provider); must be up")
+    p.add_argument("--from", dest="source", required=True, metavar="NAME",
+                   help="the lost stack whose backup host holds the offsite copies")
+    p.add_argument("--to", metavar="TIME", default=None,
+                   help="point in time, ISO 8601 with its zone; default: the latest archived "
+                        "write")
+    for flag, text in (
+            ("--record-manifest", "only record --from's data manifest (while it is alive) in "
+             ".podium/FROM/, for the check after recovery"),
+            ("--lab-lose-source", "lab only: destroy every host of --from except its backup "
+             "host (the offsite store), nothing else"),
+            ("--allow-cloud", "accept cloud stacks (refused without it; not implemented yet)")):
+        p.add_argument(flag, action="store_true", help=text)
+
     p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",
                        description="Serve the app (and its queue worker) on 127.0.0.1 against a "
                        "throwaway PostgreSQL and Redis, with mail written to a local Maildir. "
@@ -279,6 +302,22 @@ def _dispatch(args: argparse.Namespace) -> int:
                 raise PodiumError("--to belongs to drill restore, not drill failover")
             result = drill.failover(args.stack, args.allow_cloud, args.warmup, args.crash)
         return 0 if result.ok else 1
+    elif args.command == "recover":
+        from kit import recover
+
+        if args.record_manifest and args.lab_lose_source:
+            raise PodiumError("--record-manifest and --lab-lose-source are separate steps",
+                              "record the manifest first, then lose the source, then recover")
+        if (args.record_manifest or args.lab_lose_source) and args.to is not None:
+            raise PodiumError("--to belongs to the recovery itself, not to --record-manifest "
+                              "or --lab-lose-source")
+        if args.record_manifest:
+            recover.record_manifest(args.stack, args.source, args.allow_cloud)
+        elif args.lab_lose_source:
+            recover.lose_source(args.stack, args.source)
+        else:
+            result = recover.recover(args.stack, args.source, args.to, args.allow_cloud)
+            return 0 if result.ok else 1
     elif args.command == "dev":
         from kit import dev
 

@@ -85,7 +85,9 @@ RESTORE_NEEDS = {"postgres": 1, "backup": 1, "app": 1, "proxy": 1}
 FAILOVER_NEEDS = {"postgres": 2, "app": 1, "proxy": 1}
 
 
-def _load(stack_name: str, allow_cloud: bool, needs: dict[str, int]) -> tuple[Stack, StackPaths]:
+def load_up_stack(stack_name: str, allow_cloud: bool,
+                  needs: dict[str, int]) -> tuple[Stack, StackPaths]:
+    """The stack checked for the roles ``needs`` and up, every host running."""
     stack = load_stack(stack_name)
     check_drill_stack(stack, allow_cloud, needs)
     saved = lab._load_state(stack_name)
@@ -125,7 +127,7 @@ def media_manifest(remote: Remote, hosts: list[str]) -> dict[str, dict]:
     return out
 
 
-def _compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[list[str]]:
+def compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[list[str]]:
     rows = []
     for name, want in expected.items():
         got = actual.get(name, {})
@@ -187,7 +189,7 @@ def check_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> list[s
 def restore(stack_name: str, to: str | None, allow_cloud: bool,
             write_seconds: float) -> Result:
     target = parse_target(to) if to else None  # refused before anything is looked at
-    stack, paths = _load(stack_name, allow_cloud, RESTORE_NEEDS)
+    stack, paths = load_up_stack(stack_name, allow_cloud, RESTORE_NEEDS)
     remote = Remote(stack, paths)
     groups = stack.groups()
     primary = configured_primary(stack, paths)
@@ -285,38 +287,20 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
 
     with tl.step(f"Restore the database on {primary} with pgBackRest "
                  f"({'to ' + target.isoformat() if target else 'latest'})"):
-        options = (f"--type=time --target={shlex.quote(pgbackrest_time(target))} "
-                   "--target-action=promote" if target else "")
-        remote.run(primary, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo -u postgres "
-                   f"pgbackrest --stanza={STANZA} --delta {options} restore && "
-                   f"sudo systemctl start postgresql@{PG_CLUSTER}", timeout=1800)
-        remote.wait_primary(primary, 1800)
-        if target:
-            # pgBackRest wrote the target into postgresql.auto.conf; the replica's base
-            # backup copies that file, and a standby with a recovery target in its past stops
-            # at its first commit and promotes itself: two primaries (found in the lab).
-            remote.psql(primary, "ALTER SYSTEM RESET recovery_target_time")
-            remote.psql(primary, "ALTER SYSTEM RESET recovery_target_action")
-        remote.run(primary, "sudo systemctl restart pgbouncer")
+        restore_database(remote, primary, target)
 
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'} from the restored "
                  "primary"):
-        if replicas:
-            run_playbook(paths, "playbooks/site.yml", "drill-replica",
-                         ["--limit", ",".join(groups["postgres"]),
-                          "-e", json.dumps({"postgres_replica_force_rebuild": True})], echo=False)
+        rebuild_replicas(paths, groups, replicas)
 
     with tl.step("Restore media and check the secrets copy"):
-        for host in media:
-            out = remote.run(host, "sudo /usr/local/sbin/podium-media-restore", timeout=1800)
-            sent = [line for line in out.splitlines() if "files transferred" in line]
-            tl.note(sent[0].strip() if sent else "restored", host)
+        restore_media(remote, media, tl)
         findings += check_secrets_copy(remote, backup, paths)
 
     with tl.step("Verify against the manifest; find lost writes"):
         after = {"db": db_manifest(remote, primary, db_cut),
                  "media": media_manifest(remote, media[:1])}
-        rows = _compare(manifest["db"], after["db"]) + _compare(manifest["media"],
+        rows = compare(manifest["db"], after["db"]) + compare(manifest["media"],
                                                                after["media"])
         matched = all(r[3] == "yes" for r in rows)
         acked_ids = [w.id for w in writer.acked]
@@ -343,10 +327,10 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
             # publisher posts, and reads the newest post made before the target.
             _, token = publisher(remote, app, stack.domain, "smoke")
             sentinel = before_sentinel
-        smoke_ok, smoke = _smoke(api, token, sentinel)
+        smoke_ok, smoke_text = smoke(api, token, sentinel)
         serving = time.time()
         marks["serving again"] = serving
-        tl.note(smoke)
+        tl.note(smoke_text)
 
     with tl.step("Check the repository takes the restored primary's WAL; back up the new "
                  "timeline"):
@@ -414,7 +398,7 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
         "`archive_timeout` (60 s).", "",
         *lost_writes_section(lost, last_made), "",
         "## Secrets and media", "", *(f"- {n}" for n in findings), "",
-        f"Smoke: {smoke}",
+        f"Smoke: {smoke_text}",
     ]
     report = write_report("restore", stack, lines)
     return Result(ok, report, {
@@ -446,7 +430,43 @@ def after_target_section(target: dt.datetime, after: list[tuple[str, str]],
     return [*out, ""]
 
 
-def _smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:
+# ---------------------------------------------------------------- steps restore and recover share
+
+def restore_database(remote: Remote, primary: str, target: dt.datetime | None) -> None:
+    """pgBackRest restore on the primary (latest, or to ``target``), promoted and serving."""
+    options = (f"--type=time --target={shlex.quote(pgbackrest_time(target))} "
+               "--target-action=promote" if target else "")
+    remote.run(primary, f"sudo systemctl stop postgresql@{PG_CLUSTER} && sudo -u postgres "
+               f"pgbackrest --stanza={STANZA} --delta {options} restore && "
+               f"sudo systemctl start postgresql@{PG_CLUSTER}", timeout=1800)
+    remote.wait_primary(primary, 1800)
+    if target:
+        # pgBackRest wrote the target into postgresql.auto.conf; the replica's base
+        # backup copies that file, and a standby with a recovery target in its past stops
+        # at its first commit and promotes itself: two primaries (found in the lab).
+        remote.psql(primary, "ALTER SYSTEM RESET recovery_target_time")
+        remote.psql(primary, "ALTER SYSTEM RESET recovery_target_action")
+    remote.run(primary, "sudo systemctl restart pgbouncer")
+
+
+def rebuild_replicas(paths: StackPaths, groups: dict[str, list[str]],
+                     replicas: list[str]) -> None:
+    """Replicas from a fresh base backup of the (restored) primary."""
+    if replicas:
+        run_playbook(paths, "playbooks/site.yml", "drill-replica",
+                     ["--limit", ",".join(groups["postgres"]),
+                      "-e", json.dumps({"postgres_replica_force_rebuild": True})], echo=False)
+
+
+def restore_media(remote: Remote, media: list[str], tl: Timeline) -> None:
+    """Each media origin back from the backup host's copy (podium-media-restore)."""
+    for host in media:
+        out = remote.run(host, "sudo /usr/local/sbin/podium-media-restore", timeout=1800)
+        sent = [line for line in out.splitlines() if "files transferred" in line]
+        tl.note(sent[0].strip() if sent else "restored", host)
+
+
+def smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:
     """Post and read back through the proxy (retrying while the app reconnects), and read a
     post made before the disaster (``sentinel``; None: there is none to read)."""
     deadline, last = time.monotonic() + 300, ""
@@ -466,7 +486,7 @@ def _smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:
 # ---------------------------------------------------------------- failover
 
 def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = False) -> Result:
-    stack, paths = _load(stack_name, allow_cloud, FAILOVER_NEEDS)
+    stack, paths = load_up_stack(stack_name, allow_cloud, FAILOVER_NEEDS)
     remote = Remote(stack, paths)
     groups = stack.groups()
     app = groups["app"][0]
@@ -570,8 +590,8 @@ def failover(stack_name: str, allow_cloud: bool, warmup: float, crash: bool = Fa
 
     with tl.step(f"Verify the manifest on {new} (primary) and {old} (rebuilt replica)"):
         on_new, on_old = db_manifest(remote, new, db_cut), db_manifest(remote, old, db_cut)
-        manifest_rows = [[f"{r[0]} on {new}", *r[1:]] for r in _compare(manifest, on_new)] + [
-            [f"{r[0]} on {old}", *r[1:]] for r in _compare(manifest, on_old)]
+        manifest_rows = [[f"{r[0]} on {new}", *r[1:]] for r in compare(manifest, on_new)] + [
+            [f"{r[0]} on {old}", *r[1:]] for r in compare(manifest, on_old)]
         matched = all(r[3] == "yes" for r in manifest_rows)
         tl.note(f"manifest {'matches' if matched else 'DOES NOT MATCH'} on both hosts")
 

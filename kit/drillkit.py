@@ -98,7 +98,7 @@ def check_drill_stack(stack: Stack, allow_cloud: bool, needs: dict[str, int]) ->
                 "destroys, add --allow-cloud")
         raise PodiumError(
             f"drills on cloud stacks are not implemented yet (stack '{stack.name}')",
-            "run the drill on a lab stack; docs/runbooks/restore-at-another-provider.md has "
+            "run the drill on a lab stack; docs/runbooks/cross-provider-recovery.md has "
             "the steps by hand")
     missing = [f"{n} {role} host{'s' if n > 1 else ''}" for role, n in needs.items()
                if len(stack.groups().get(role, [])) < n]

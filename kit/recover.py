@@ -1,0 +1,449 @@
+"""./podium recover: the platform back at a second provider (stack B) from the offsite backup
+of the first (stack A) after A is gone (issue 9, decision 0280, runbook
+docs/runbooks/cross-provider-recovery.md).
+
+Three commands, in this order:
+
+- ``--record-manifest`` (while A is alive): a sentinel post with an image, WAL archived and
+  media pushed, then A's data manifest saved in .podium/A/ for the check after recovery.
+- ``--lab-lose-source`` (lab only): destroy every host of A but its backup host, which stands
+  for the offsite store at the other company.
+- the recovery: B takes A's identity (its secrets, decrypted from the age-encrypted copy on
+  A's backup host with A's operator identity; B keeps its own pgBackRest TLS certificates),
+  A's encrypted repository and media copy are copied to B's backup host, B converges with
+  A's secrets, PostgreSQL is restored from the repository (latest or --to), the replica
+  rebuilt, media restored, then verify against the manifest, smoke through B's proxy,
+  re-converge (stanza checked, backup on the new timeline). Report in docs/drills/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shlex
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+from kit import lab
+from kit.ansible import run_playbook
+from kit.console import fmt_seconds
+from kit.drill import (
+    RESTORE_NEEDS,
+    Result,
+    compare,
+    db_manifest,
+    load_up_stack,
+    media_manifest,
+    rebuild_replicas,
+    restore_database,
+    restore_media,
+    smoke,
+)
+from kit.drillkit import (
+    STANZA,
+    Api,
+    Remote,
+    Timeline,
+    backup_new_timeline,
+    check_drill_stack,
+    configured_primary,
+    parse_target,
+    publisher,
+    timeline_chart,
+    write_report,
+)
+from kit.errors import PodiumError
+from kit.machines import Machine
+from kit.paths import StackPaths, shown
+from kit.stack import Stack, load_stack
+
+MANIFEST_FILE = "recover-manifest.json"
+LOST_FILE = "recover-source-lost.json"
+# Secrets bound to the stack's own hosts, which B keeps: pgBackRest's CA and host
+# certificates name B's hosts and addresses. Everything else is A's identity.
+HOST_BOUND_SECRETS = ("pgbackrest-tls",)
+REPO_PARENT, REPO_DIR = "/var/lib", "pgbackrest"
+MEDIA_PARENT, MEDIA_DIR = "/var/backups/podium-media", "current"
+SECRETS_COPIES = "/var/backups/podium-secrets"
+
+
+# ---------------------------------------------------------------- checks before any change
+
+def check_pair(target: Stack, source: Stack, allow_cloud: bool) -> None:
+    """B and A are two different lab stacks, B can run the platform, A has a backup host."""
+    if target.name == source.name:
+        raise PodiumError(f"--stack and --from are both '{target.name}': recovery goes into "
+                          "another stack (the second provider)",
+                          "name the stack to recover into with --stack and the lost one with "
+                          "--from, e.g. ./podium recover --stack lab-provb --from lab-prova")
+    for stack in (target, source):
+        if stack.provider != "local":
+            if not allow_cloud:
+                raise PodiumError(
+                    f"stack '{stack.name}' is a {stack.provider} stack: recovery replaces "
+                    "the database and secrets of --stack",
+                    "recover between lab stacks, or, knowing what it replaces, add "
+                    "--allow-cloud")
+            raise PodiumError(
+                f"recovery with cloud stacks is not implemented yet (stack '{stack.name}')",
+                "follow the plain commands in docs/runbooks/cross-provider-recovery.md")
+    check_drill_stack(target, allow_cloud, RESTORE_NEEDS)
+    check_drill_stack(source, allow_cloud, {"backup": 1})
+
+
+def load_pair(target_name: str, source_name: str, allow_cloud: bool) -> tuple[Stack, Stack]:
+    """Both stack files read and checked; nothing is looked at on any host yet."""
+    target, source = load_stack(target_name), load_stack(source_name)
+    check_pair(target, source, allow_cloud)
+    return target, source
+
+
+def source_backup(source_name: str) -> tuple[Stack, StackPaths, str]:
+    """A as it was brought up here, and its backup host, which must still run."""
+    paths = StackPaths(source_name)
+    stack = lab._load_state(source_name)
+    if stack is None:
+        raise PodiumError(f"stack '{source_name}' was never brought up here: there is no "
+                          f"backup of it to recover from ({shown(paths.state)} is missing)",
+                          f"./podium up --stack {source_name} first")
+    backup = stack.groups()["backup"][0]
+    if Machine(stack, stack.host(backup), paths).pid() is None:
+        raise PodiumError(f"the backup host {backup} of '{source_name}' (the offsite store) is "
+                          "not running: nothing to recover from",
+                          f"start it with ./podium up --stack {source_name}")
+    return stack, paths, backup
+
+
+def manifest_path(source_name: str) -> Path:
+    return StackPaths(source_name).state / MANIFEST_FILE
+
+
+def read_manifest(source_name: str) -> dict | None:
+    path = manifest_path(source_name)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise PodiumError(f"{shown(path)} is not valid JSON ({err})",
+                          "record it again while the stack is alive, or remove it") from None
+    missing = [k for k in ("cutoff", "recorded_at", "db", "media", "newest", "token",
+                           "sentinel") if k not in data]
+    if missing:
+        raise PodiumError(f"{shown(path)} lacks {', '.join(missing)}",
+                          f"record it again: ./podium recover --stack B --from {source_name} "
+                          "--record-manifest")
+    return data
+
+
+# ---------------------------------------------------------------- while A is alive
+
+def record_manifest(target_name: str, source_name: str, allow_cloud: bool) -> Path:
+    load_pair(target_name, source_name, allow_cloud)
+    stack, paths = load_up_stack(source_name, allow_cloud, RESTORE_NEEDS)
+    remote = Remote(stack, paths)
+    groups = stack.groups()
+    primary, backup = configured_primary(stack, paths), groups["backup"][0]
+    media = groups.get("media", [])[:1]
+    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
+    name, token = publisher(remote, groups["app"][0], stack.domain, "recover")
+    media_id = api.upload_png(token)
+    sentinel = api.post(token, "recover sentinel: written before the manifest", [media_id])
+    time.sleep(5)  # the worker stores the upload at the origin
+    cutoff = remote.psql(primary, "SELECT now()")[0][0]
+    (newest,), = remote.psql(primary, "SELECT extract(epoch FROM max(created_at)) FROM "
+                                      "statuses")
+    manifest = {"recorded_at": time.time(), "cutoff": cutoff, "newest": float(newest or 0),
+                "db": db_manifest(remote, primary, cutoff),
+                "media": origin_manifest(remote, media), "publisher": name, "token": token,
+                "sentinel": sentinel}
+    # The manifest is a point the offsite copy holds: WAL switched and archived, media pushed.
+    remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
+    for host in media:
+        remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
+    (paths.state / LOST_FILE).unlink(missing_ok=True)  # from an earlier loss of A
+    path = manifest_path(source_name)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    path.chmod(0o600)  # it holds a lab publisher's token
+    for table, entry in manifest["db"].items():
+        print(f"{table}: {entry['count']} rows, md5 {entry['md5'][:12]}")
+    print(f"media: {manifest['media']['origin']['count']} files; sentinel post {sentinel}")
+    print(f"manifest saved: {shown(path)}")
+    return path
+
+
+def origin_manifest(remote: Remote, media: list[str]) -> dict[str, dict]:
+    """The first media origin's manifest under a name both stacks share."""
+    return {"origin": next(iter(media_manifest(remote, media).values()),
+                           {"count": 0, "sha256": "-"})}
+
+
+def lose_source(target_name: str, source_name: str) -> list[str]:
+    """Lab: destroy every host of A except its backup hosts (the offsite store)."""
+    load_pair(target_name, source_name, allow_cloud=False)
+    stack, paths, _ = source_backup(source_name)
+    keep = stack.groups()["backup"]
+    gone = [h.name for h in stack.hosts if h.name not in keep]
+    lab.destroy(stack, paths, gone)
+    (paths.state / LOST_FILE).write_text(json.dumps({"lost_at": time.time(), "destroyed": gone,
+                                                     "kept": keep}) + "\n")
+    print(f"{source_name}: destroyed {', '.join(gone)}; kept {', '.join(keep)} "
+          "(the offsite store)")
+    return gone
+
+
+# ---------------------------------------------------------------- B takes A's identity
+
+def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tuple[str, bytes]:
+    """The newest secrets copy on A's backup host, decrypted with A's operator identity:
+    (its name, the tar)."""
+    identity = Path(f"{paths.secrets}-backup-identity.txt")
+    if not identity.is_file():
+        raise PodiumError(f"the age identity {shown(identity)} of '{paths.stack}' is missing: "
+                          "its secrets copy cannot be read",
+                          "put the operator's identity back there from where it is kept")
+    newest = remote.run(backup, f"sudo sh -c 'ls -t {SECRETS_COPIES}/*.tar.age 2>/dev/null "
+                                "| head -1'").strip()
+    if not newest:
+        raise PodiumError(f"no secrets copy on {backup} of '{paths.stack}' "
+                          f"({SECRETS_COPIES}/)", "without it the identity cannot be restored")
+    blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
+    plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob, capture_output=True,
+                           check=False)
+    if plain.returncode != 0:
+        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt with "
+                          f"{shown(identity)}", detail=plain.stderr.decode(errors="replace"))
+    return Path(newest).name, plain.stdout
+
+
+def adopt_secrets(tar_bytes: bytes, target: StackPaths, stamp: str) -> list[str]:
+    """A's secrets into B's folder; B keeps HOST_BOUND_SECRETS. B's previous folder is kept
+    beside it as ``<folder>.before-recover-<stamp>``."""
+    old = target.secrets.with_name(f"{target.secrets.name}.before-recover-{stamp}")
+    if target.secrets.is_dir():
+        target.secrets.rename(old)
+    target.secrets.mkdir(parents=True, mode=0o700)
+    taken = []
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            name = member.name.removeprefix("./")
+            if not member.isfile() or name.split("/")[0] in HOST_BOUND_SECRETS:
+                continue
+            data = tar.extractfile(member)
+            dest = target.secrets / name
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            dest.write_bytes(data.read() if data else b"")
+            dest.chmod(0o600)
+            taken.append(name)
+    kept = []
+    for name in HOST_BOUND_SECRETS:
+        if (old / name).exists():
+            subprocess.run(["cp", "-a", str(old / name), str(target.secrets / name)], check=True)
+            kept.append(name)
+    return [f"took {len(taken)} secrets of the lost stack: {', '.join(sorted(taken))}",
+            f"kept the stack's own {', '.join(kept) or '(none found)'}; its previous secrets "
+            f"are in {shown(old)}"]
+
+
+# ---------------------------------------------------------------- A's copies to B
+
+def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: str, name: str,
+              stamp: str) -> int:
+    """``parent/name`` from A's host to B's (through the controller, encrypted files stay
+    encrypted); B's own ``parent/name`` is kept as ``name.before-recover-<stamp>``. Returns
+    the bytes copied."""
+    size = int(src.run(src_host, f"sudo du -sb {shlex.quote(f'{parent}/{name}')}")
+               .split()[0])
+    dst.run(dst_host, f"sudo sh -c 'if [ -e {parent}/{name} ]; then mv {parent}/{name} "
+                      f"{parent}/{name}.before-recover-{stamp}; fi'")
+    reader = ["ssh", *_ssh(src, src_host), f"sudo tar -C {parent} -cf - {name}"]
+    writer = ["ssh", *_ssh(dst, dst_host), f"sudo tar -C {parent} -xpf -"]
+    result = subprocess.run(["bash", "-o", "pipefail", "-c",
+                             f"{shlex.join(reader)} | {shlex.join(writer)}"],
+                            capture_output=True, text=True, timeout=3600, check=False)
+    if result.returncode != 0:
+        raise PodiumError(f"copying {parent}/{name} from {src_host} ({src.stack.name}) to "
+                          f"{dst_host} ({dst.stack.name}) failed",
+                          "both hosts must be running; retry the recovery",
+                          detail=result.stderr[-2000:])
+    return size
+
+
+def _ssh(remote: Remote, host: str) -> list[str]:
+    from kit import ssh
+
+    return [*ssh.base_args(remote.paths),
+            f"{remote.stack.admin.user}@{remote.host(host).address}"]
+
+
+# ---------------------------------------------------------------- the recovery
+
+def recover(target_name: str, source_name: str, to: str | None, allow_cloud: bool) -> Result:
+    target_time = parse_target(to) if to else None  # refused before anything is looked at
+    load_pair(target_name, source_name, allow_cloud)
+    manifest = read_manifest(source_name)
+    stack_a, paths_a, backup_a = source_backup(source_name)
+    stack, paths = load_up_stack(target_name, allow_cloud, RESTORE_NEEDS)
+    remote_a, remote = Remote(stack_a, paths_a), Remote(stack, paths)
+    groups = stack.groups()
+    primary = configured_primary(stack, paths)
+    replicas = [h for h in groups["postgres"] if h != primary]
+    media, backup = groups.get("media", []), groups["backup"][0]
+    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    tl = Timeline(11)
+    started = tl.started
+    marks: dict[str, float] = {"recovery began": started}
+    findings: list[str] = []
+
+    with tl.step(f"Check {source_name}'s offsite copy on {backup_a} (nothing is touched yet)"):
+        info = json.loads(remote_a.run(
+            backup_a, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+        backups = info.get("backup", [])
+        if info["status"]["code"] != 0 or not backups:
+            raise PodiumError(f"the repository on {backup_a} ({source_name}) has no usable "
+                              f"backup ({info['status']['message']})")
+        oldest = dt.datetime.fromtimestamp(backups[0]["timestamp"]["stop"], dt.UTC)
+        if target_time is not None and target_time < oldest:
+            raise PodiumError(f"--to {target_time.isoformat()} is before the oldest backup's "
+                              f"end ({oldest.isoformat()}): nothing to restore it from",
+                              f"choose a time after {oldest.isoformat()}")
+        copy_name, secrets_tar = decrypt_secrets_copy(remote_a, backup_a, paths_a)
+        tl.note(f"{len(backups)} backup(s), newest ended "
+                f"{dt.datetime.fromtimestamp(backups[-1]['timestamp']['stop'], dt.UTC):%H:%M:%S}"
+                f" UTC; secrets copy {copy_name} decrypts; manifest "
+                + ("recorded" if manifest else "NOT recorded (no verification)"))
+
+    with tl.step(f"Take {source_name}'s identity: its secrets into {target_name}'s folder"):
+        findings += adopt_secrets(secrets_tar, paths, stamp)
+        for note in findings[-2:]:
+            tl.note(note)
+
+    with tl.step(f"Copy {source_name}'s encrypted repository and media copy to {backup}"):
+        repo_bytes = copy_tree(remote_a, backup_a, remote, backup, REPO_PARENT, REPO_DIR,
+                               stamp)
+        media_bytes = copy_tree(remote_a, backup_a, remote, backup, MEDIA_PARENT, MEDIA_DIR,
+                                stamp) if media else 0
+        tl.note(f"repository {repo_bytes / 1e6:.1f} MB, media copy {media_bytes / 1e6:.1f} MB")
+
+    with tl.step(f"Converge {target_name} with {source_name}'s secrets (repository left alone)"):
+        run_playbook(paths, "playbooks/site.yml", "recover-converge",
+                     ["-e", json.dumps({"backup_manage_repository": False})], echo=False)
+
+    with tl.step(f"Restore the database on {primary} from {source_name}'s repository "
+                 f"({'to ' + target_time.isoformat() if target_time else 'latest'})"):
+        restore_database(remote, primary, target_time)
+
+    with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'}"):
+        rebuild_replicas(paths, groups, replicas)
+
+    with tl.step(f"Restore media on {', '.join(media) or '(no media host)'}"):
+        restore_media(remote, media, tl)
+
+    with tl.step("Verify against the manifest recorded on the lost stack"):
+        rows, matched, rpo = verify(remote, primary, media, manifest, target_time)
+        tl.note(f"manifest {'matches' if matched else 'DOES NOT MATCH'}" if rows
+                else "no manifest to compare with")
+
+    with tl.step(f"Smoke: post and read back through {target_name}'s proxy"):
+        if manifest and target_time is None:
+            token, sentinel = manifest["token"], manifest["sentinel"]
+        else:
+            _, token = publisher(remote, groups["app"][0], stack.domain, "smoke")
+            sentinel = None
+        smoke_ok, smoke_text = smoke(api, token, sentinel)
+        serving = time.time()
+        marks["serving again"] = serving
+        tl.note(smoke_text)
+
+    with tl.step(f"Re-converge {target_name}: stanza checked, backup on the new timeline"):
+        try:
+            run_playbook(paths, "playbooks/site.yml", "recover-reconverge", [], echo=False)
+            backup_after = backup_new_timeline(remote, backup, primary, "after the recovery")
+            backup_ok = True
+        except PodiumError as err:
+            backup_after, backup_ok = f"**FAILED**: {err.message}", False
+        tl.note(backup_after)
+
+    lost = _read_lost(paths_a)
+    if lost:
+        marks = {"source lost": lost["lost_at"], **marks}
+    rto = serving - started
+    ok = smoke_ok and backup_ok and (matched or not rows)
+    report = write_report("recover", stack, report_lines(
+        stack, source_name, target_time, rto, rpo, rows, matched, smoke_ok, smoke_text,
+        backup_after, findings, manifest, lost, tl, marks))
+    return Result(ok, report, {"rto": rto, "rpo": rpo, "matched": matched, "smoke": smoke_ok,
+                               "backup": backup_ok})
+
+
+def verify(remote: Remote, primary: str, media: list[str], manifest: dict | None,
+           target_time: dt.datetime | None) -> tuple[list[list[str]], bool, float | None]:
+    """Manifest rows (data, before, after, same), the verdict, and the RPO: the newest post
+    the lost stack had at the manifest minus the newest one back (None: not measured)."""
+    if manifest is None:
+        return [], False, None
+    if target_time is not None and target_time.timestamp() < manifest["recorded_at"]:
+        return [], False, None  # a time before the manifest: its rows are not all wanted back
+    after = {"db": db_manifest(remote, primary, manifest["cutoff"]),
+             "media": origin_manifest(remote, media[:1])}
+    rows = compare(manifest["db"], after["db"]) + compare(manifest["media"], after["media"])
+    (newest,), = remote.psql(primary, "SELECT extract(epoch FROM max(created_at)) FROM "
+                                      f"statuses WHERE created_at <= '{manifest['cutoff']}'")
+    rpo = max(0.0, manifest["newest"] - float(newest or 0))
+    return rows, all(r[3] == "yes" for r in rows), rpo
+
+
+def _read_lost(paths: StackPaths) -> dict | None:
+    path = paths.state / LOST_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto: float,
+                 rpo: float | None, rows: list[list[str]], matched: bool, smoke_ok: bool,
+                 smoke_text: str, backup_after: str, findings: list[str],
+                 manifest: dict | None, lost: dict | None, tl: Timeline,
+                 marks: dict[str, float]) -> list[str]:
+    began = dt.datetime.fromtimestamp(tl.started, dt.UTC)
+    return [
+        f"# Cross-provider recovery into `{stack.name}` from `{source}`, "
+        f"{began:%Y-%m-%d %H:%M} UTC", "",
+        f"Command: `./podium recover --stack {stack.name} --from {source}"
+        + (f" --to {target_time.isoformat()}`" if target_time else "`"), "",
+        "| figure | value |", "|---|---|",
+        f"| RTO (recovery began → platform serving again at `{stack.name}`) | "
+        f"**{fmt_seconds(rto)}** |",
+        ("| RPO (newest post at the manifest → newest post back) | "
+         + (f"**{fmt_seconds(rpo)}** |" if rpo is not None else "not measured (no manifest, or "
+            "--to before it) |")),
+        f"| restored to | {'latest' if target_time is None else target_time.isoformat()} |",
+        f"| manifest matches | {('yes' if matched else '**NO**') if rows else 'not checked'} |",
+        f"| smoke through `{stack.name}`'s proxy | {'passed' if smoke_ok else '**FAILED**'} |",
+        f"| repository check and backup on the new timeline | {backup_after} |",
+        *([f"| `{source}` lost (hosts destroyed) | "
+           f"{dt.datetime.fromtimestamp(lost['lost_at'], dt.UTC):%H:%M:%S} UTC: "
+           f"{', '.join(lost['destroyed'])}; kept {', '.join(lost['kept'])} |"] if lost else []),
+        "", "## Timeline", "", *timeline_chart(tl, marks), "",
+        "## Manifest", "",
+        (f"Recorded on `{source}` while it was alive (`./podium recover --record-manifest`): "
+         f"rows created at or before {manifest['cutoff']}, and the media origin's files with "
+         "their sha256. WAL was switched and archived and media pushed right after, so the "
+         "manifest is a point the offsite copy holds. RPO 0 here means nothing the manifest "
+         "held was lost; writes made after the last archived WAL (at most `archive_timeout`, "
+         "60 s, in a crash) and after the last media push (15 min timer) would be."
+         if manifest else "No manifest was recorded: the data could not be compared."), "",
+        *(["| data | before | after | same |", "|---|---|---|---|",
+           *(f"| {' | '.join(r)} |" for r in rows), ""] if rows else []),
+        "## Identity and copies", "", *(f"- {n}" for n in findings), "",
+        f"Smoke: {smoke_text}", "",
+        "Lab only: the backup host of the lost stack stands for the offsite store. In cloud "
+        "stacks pgBackRest's repository is in the offsite bucket at the other company, but "
+        "the media and secrets copies are still only on the lost stack's own backup host "
+        "(docs/runbooks/cross-provider-recovery.md, decision 0280).",
+    ]

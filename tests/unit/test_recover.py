@@ -1,0 +1,143 @@
+"""./podium recover: bad input is refused with a clear message before anything changes, B
+takes A's secrets but keeps its own host-bound ones, and the report carries RTO and RPO."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from kit import cli, drillkit, lab, paths, recover
+from kit.drillkit import Timeline
+from kit.errors import PodiumError
+from kit.paths import StackPaths
+
+
+@pytest.fixture(autouse=True)
+def nothing_changes(monkeypatch, tmp_path):
+    """State under a temporary folder; any step that would touch a host fails the test."""
+    monkeypatch.setattr(paths, "STATE_ROOT", tmp_path / ".podium")
+
+    def touched(*args, **kwargs):
+        raise AssertionError("a host or the stack would have been changed")
+
+    monkeypatch.setattr(lab, "destroy", touched)
+    monkeypatch.setattr(recover, "run_playbook", touched)
+    monkeypatch.setattr(recover, "copy_tree", touched)
+    monkeypatch.setattr(drillkit.Remote, "run", touched)
+    return tmp_path
+
+
+def _err(capsys) -> str:
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [[], ["--record-manifest"], ["--lab-lose-source"]])
+def test_same_stack_for_from_and_stack_is_refused(capsys, extra):
+    assert cli.main(["recover", "--stack", "lab-provb", "--from", "lab-provb", *extra]) == 2
+    err = _err(capsys)
+    assert "--stack and --from are both 'lab-provb'" in err and "another stack" in err
+
+
+@pytest.mark.parametrize("args, says", [
+    # An unknown stack is named with its file.
+    (["--stack", "lab-provb", "--from", "no-such-stack"],
+     ["no stack file for stack 'no-such-stack'", "Pulumi.no-such-stack.yaml"]),
+    (["--stack", "hetzner", "--from", "lab-prova"],
+     ["'hetzner' is a hcloud stack", "--allow-cloud"]),
+    (["--stack", "lab-provb", "--from", "scaleway", "--allow-cloud"],
+     ["not implemented", "cross-provider-recovery.md"]),
+    # lab-data has PostgreSQL but no app, proxy or backup host to recover into.
+    (["--stack", "lab-data", "--from", "lab-prova"], ["lacks what the drill needs", "backup host"]),
+    (["--stack", "lab-provb", "--from", "lab-data"],
+     ["'lab-data' lacks what the drill needs: 1 backup host"]),
+    # The time is checked before the stack files are read.
+    (["--stack", "lab-provb", "--from", "no-such-stack", "--to", "soon"],
+     ["--to 'soon' is not a time"]),
+    (["--stack", "lab-provb", "--from", "lab-prova"],
+     ["'lab-prova' was never brought up here", "./podium up --stack lab-prova"]),
+    (["--stack", "lab-provb", "--from", "lab-prova", "--lab-lose-source"],
+     ["never brought up"]),
+])
+def test_bad_input_is_refused_with_what_to_do(capsys, args, says):
+    assert cli.main(["recover", *args]) == 2
+    err = _err(capsys)
+    assert all(text in err for text in says), err
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--record-manifest", "--lab-lose-source"], "separate steps"),
+    (["--record-manifest", "--to", "2026-01-01T00:00Z"], "--to belongs to the recovery"),
+    (["--lab-lose-source", "--to", "2026-01-01T00:00Z"], "--to belongs to the recovery"),
+])
+def test_steps_that_do_not_go_together_are_refused(capsys, extra, says):
+    assert cli.main(["recover", "--stack", "lab-provb", "--from", "lab-prova", *extra]) == 2
+    assert says in _err(capsys)
+
+
+def test_stack_is_required_not_defaulted_to_local(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["recover", "--from", "lab-prova"])
+    assert "--stack" in _err(capsys)
+
+
+def test_a_broken_manifest_is_named_with_what_to_do():
+    path = recover.manifest_path("lab-prova")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(PodiumError, match="is not valid JSON"):
+        recover.read_manifest("lab-prova")
+    path.write_text(json.dumps({"cutoff": "x", "db": {}}))
+    with pytest.raises(PodiumError, match="lacks recorded_at") as err:
+        recover.read_manifest("lab-prova")
+    assert "--record-manifest" in err.value.hint
+
+
+def test_no_manifest_is_not_an_error_but_nothing_to_verify():
+    assert recover.read_manifest("lab-prova") is None
+    assert recover.verify(None, "db1", ["web1"], None, None) == ([], False, None)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_b_takes_a_secrets_but_keeps_its_own_pgbackrest_tls():
+    target = StackPaths("lab-provb")
+    (target.secrets / "pgbackrest-tls").mkdir(parents=True)
+    (target.secrets / "pgbackrest-tls" / "ca.crt").write_bytes(b"B's CA")
+    (target.secrets / "app-secret-key").write_bytes(b"B's key")
+    (target.secrets / "only-in-b").write_bytes(b"B")
+    notes = recover.adopt_secrets(_tar({
+        "app-secret-key": b"A's key", "dkim/podium.test.private": b"A's DKIM",
+        "pgbackrest-tls/ca.crt": b"A's CA"}), target, "20261206-180000")
+    assert (target.secrets / "app-secret-key").read_bytes() == b"A's key"
+    assert (target.secrets / "dkim" / "podium.test.private").read_bytes() == b"A's DKIM"
+    assert (target.secrets / "pgbackrest-tls" / "ca.crt").read_bytes() == b"B's CA"
+    assert not (target.secrets / "only-in-b").exists()
+    old = target.secrets.with_name("lab-provb.before-recover-20261206-180000")
+    assert (old / "app-secret-key").read_bytes() == b"B's key"
+    assert "took 2 secrets" in notes[0] and "pgbackrest-tls" in notes[1]
+
+
+def test_report_has_rto_rpo_and_the_honest_cloud_note():
+    tl = Timeline(1)
+    tl.started = 1000.0
+    tl.phases = [("Restore", 1000.0, 1100.0)]
+    lines = recover.report_lines(
+        recover.load_stack("lab-provb"), "lab-prova", None, 155.0, 0.0,
+        [["statuses", "3", "3", "yes"]], True, True, "posted", "backup taken", ["took 9"],
+        {"cutoff": "2026-12-06 18:00:00+00"}, {"lost_at": 990.0, "destroyed": ["db1"],
+                                                "kept": ["backup1"]}, tl, {"serving": 1100.0})
+    text = "\n".join(lines)
+    assert "**2m35s**" in text and "RPO" in text and "**0.0s**" in text
+    assert "| statuses | 3 | 3 | yes |" in text
+    assert "media and secrets copies are still only on the lost stack's own backup host" in text
