@@ -98,17 +98,25 @@ end
 
 
 def _wrk(url: str, path: str, method: str, seconds: int, connections: int,
-         body: str = "") -> dict:
+         body: str = "", app_pid: int | None = None) -> dict:
+    """wrk's figures: requests/s, p50 and p99 (ms), non-2xx answers, requests, and the CPU
+    milliseconds per request of wrk itself (`wrk_ms`) and, with `app_pid`, of the app's
+    processes during the run (`app_load_ms`): the load generator shares the cores with the
+    app here, and its CPU is not the app's."""
     lua = WRK_SCRIPT.format(readers=READERS, path=path, body=body)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(lua)
+    app_pids = _tree(app_pid) if app_pid else []
+    app0 = _cpu(app_pids)
     try:
-        out = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s",
-                              "--latency", "-s", handle.name, "-H", "Accept: application/json",
-                              f"{url}"], capture_output=True, text=True, check=True).stdout
+        out, wrk_cpu = _run_with_cpu(["wrk", "-t", "1", "-c", str(connections), "-d",
+                                      f"{seconds}s", "--latency", "-s", handle.name, "-H",
+                                      "Accept: application/json", f"{url}"])
     finally:
         os.unlink(handle.name)
+    app_cpu = _spent(app0, _cpu(app_pids))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
 
     def pct(label: str) -> float:
         match = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
@@ -116,8 +124,25 @@ def _wrk(url: str, path: str, method: str, seconds: int, connections: int,
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    per_request = 1000 / max(requests, 1)
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
-            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
+            "non2xx": int(errors.group(1)) if errors else 0, "raw": out,
+            "requests": requests, "wrk_ms": wrk_cpu * per_request,
+            "app_load_ms": app_cpu * per_request if app_pid else None}
+
+
+def _run_with_cpu(argv: list[str]) -> tuple[str, float]:
+    """`argv`'s standard output and the CPU seconds (user + system) it used; PodiumError
+    with its output when it fails."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise PodiumError(f"{argv[0]} failed (exit {proc.returncode}): {text[-2000:]}")
+    return text, usage.ru_utime + usage.ru_stime
 
 
 async def _build(database_url: str, accounts: int, follows: int, posts: int) -> None:
@@ -242,25 +267,42 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
     results: dict[str, list[dict]] = {"baseline": [], "current": []}
     for round_ in range(runs):
         for label, extra in (("baseline", {"PYTHONPATH": baseline_src}), ("current", {})):
+            log.flush()
+            log_start = Path(log.name).stat().st_size
             proc = _serve(python, {**env, **extra}, workers, log, procs)
             if round_ == 0 and label == "baseline":
                 _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
-            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16, app_pid=proc.pid)
             got.update(_cpu_per_read(home.removesuffix("/api/v1/timelines/home"), proc.pid,
                                      services))
+            _stop(proc)
+            got["restarts"] = _worker_restarts(Path(log.name), log_start)
             results[label].append(got)
             print(f"  round {round_ + 1} {label}: {got['rps']:.0f} req/s, p50 {got['p50']:.1f} "
                   f"ms, p99 {got['p99']:.1f} ms, non-2xx {got['non2xx']}; CPU per read: app "
-                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms{got['cache']}",
+                  f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms{got['cache']}"
+                  f"; under load, CPU per request: app {got['app_load_ms']:.2f} ms, wrk (load "
+                  f"generator) {got['wrk_ms']:.2f} ms; workers restarted {got['restarts']}",
                   flush=True)
-            _stop(proc)
     for label, got in results.items():
         print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "
               f"{statistics.median(g['rps'] for g in got):.0f} req/s, "
               f"p50 {statistics.median(g['p50'] for g in got):.1f} ms, "
               f"p99 {statistics.median(g['p99'] for g in got):.1f} ms; CPU per read: app "
               f"{statistics.median(g['app_ms'] for g in got):.2f} ms, PostgreSQL+Redis "
-              f"{statistics.median(g['data_ms'] for g in got):.2f} ms", flush=True)
+              f"{statistics.median(g['data_ms'] for g in got):.2f} ms; under load: app "
+              f"{statistics.median(g['app_load_ms'] for g in got):.2f} ms, wrk "
+              f"{statistics.median(g['wrk_ms'] for g in got):.2f} ms per request; workers "
+              f"restarted {sum(g['restarts'] for g in got)}", flush=True)
+
+
+def _worker_restarts(log: Path, start: int) -> int:
+    """Web workers uvicorn's supervisor replaced (its health check timed out, or the worker
+    died) according to the serve log written since byte `start`: a replaced worker starts
+    with a cold cache and new connections, which the CPU figures of its round then miss."""
+    with log.open("rb") as handle:
+        handle.seek(start)
+        return len(re.findall(rb"Child process \[\d+\] died", handle.read()))
 
 
 def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
@@ -294,15 +336,16 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         if compare_with:
             _compare(python, env, workers, seconds, runs, log, procs, compare_with, services)
             return
-        _serve(python, env, workers, log, procs)
+        server = _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"
         home = f"{url}/api/v1/timelines/home"
         # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
         _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
-        reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16)
+        reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16, app_pid=server.pid)
         print(f"home timeline, {workers} web worker(s): {reads['rps']:.0f} req/s, "
               f"p50 {reads['p50']:.1f} ms, p99 {reads['p99']:.1f} ms, "
-              f"non-2xx {reads['non2xx']}", flush=True)
+              f"non-2xx {reads['non2xx']}; CPU per request: app {reads['app_load_ms']:.2f} ms, "
+              f"wrk (load generator) {reads['wrk_ms']:.2f} ms", flush=True)
         writes = _wrk(f"{url}/api/v1/statuses", "/api/v1/statuses", "POST", seconds, 8,
                       body='wrk.method = "POST"; wrk.headers["Content-Type"] = '
                            '"application/json"; wrk.body = \'{"status": "bench post"}\'')

@@ -41,3 +41,23 @@ def test_create_user_refuses_a_taken_name_with_a_message(base_settings):
                 stdin="a long password\n")
     assert again.returncode == 1
     assert "already taken" in again.stderr
+
+
+def test_serve_gives_uvicorn_the_configured_worker_healthcheck_timeout(monkeypatch):
+    import uvicorn
+    from podium_app import cli as app_cli
+    from podium_app.settings import get_settings
+
+    passed: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: passed.update(options, app=app))
+    monkeypatch.setenv("PODIUM_ENV_FILE", "/dev/null")
+    monkeypatch.setenv("PODIUM_WEB_HEALTHCHECK_TIMEOUT", "45")
+    get_settings.cache_clear()
+    try:
+        app_cli.main(["serve", "--workers", "2"])
+    finally:
+        get_settings.cache_clear()
+    assert passed["timeout_worker_healthcheck"] == 45
+    assert passed["workers"] == 2
+    # The installed uvicorn (the version the app's lock pins) takes every option given.
+    uvicorn.Config(**passed)

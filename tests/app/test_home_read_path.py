@@ -381,3 +381,46 @@ def test_versions_are_bumped_by_the_database_itself(base_settings, make_user, po
     seen.append(after)
     after = asyncio.run(run("UPDATE statuses SET id = id WHERE id = STATUS"))
     assert after[0] not in {v[0] for v in seen}
+
+
+def _redis_calls(redis_url: str) -> dict[str, int]:
+    """Calls of each command Redis has run since it started (INFO commandstats)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return {name.removeprefix("cmdstat_"): stats["calls"]
+                for name, stats in client.info("commandstats").items()}
+    finally:
+        client.close()
+
+
+def test_a_home_read_asks_redis_for_its_feed_in_one_script_call(base_settings, client,
+                                                                 make_user, post, drain):
+    """The feed part of a read (built marker, page of ids, feed size) is one EVALSHA of a
+    script Redis caches (services/feeds.py, FEED_PAGE_LUA), not a pipeline of three
+    commands; after SCRIPT FLUSH (or a Redis restart) one EVAL loads it again, and the
+    answers stay the same."""
+    import redis
+
+    author, reader = make_user("author"), make_user("reader")
+    follow(client, reader, author)
+    posted = [post(author, f"post {n}")["id"] for n in range(3)]
+    drain()
+    assert ids_of(client.get(HOME, headers=reader.headers)) == posted[::-1]  # feed built
+    before = _redis_calls(base_settings.redis_url)
+    assert ids_of(client.get(HOME, headers=reader.headers, params={"limit": 2})) \
+        == posted[:0:-1]
+    after = _redis_calls(base_settings.redis_url)
+    assert after.get("evalsha", 0) - before.get("evalsha", 0) == 1
+    assert after.get("eval", 0) == before.get("eval", 0)
+    admin = redis.Redis.from_url(base_settings.redis_url)
+    try:
+        admin.script_flush()
+    finally:
+        admin.close()
+    before = after
+    assert ids_of(client.get(HOME, headers=reader.headers,
+                             params={"min_id": posted[0]})) == posted[:0:-1]
+    after = _redis_calls(base_settings.redis_url)
+    assert after.get("eval", 0) - before.get("eval", 0) == 1

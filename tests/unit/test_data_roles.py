@@ -26,6 +26,8 @@ GOOD = {
     ("redis", "redis_maxmemory_policy", "drop-everything", "redis_maxmemory_policy"),
     ("app", "app_secret_key", "too-short", "app_secret_key"),
     ("app", "app_mode", "broadcast", "app_mode"),
+    ("app", "app_web_healthcheck_timeout", 0, "app_web_healthcheck_timeout"),
+    ("app", "app_web_healthcheck_timeout", "soon", "app_web_healthcheck_timeout"),
 ])
 def test_data_role_rejects_bad_variables_naming_them(tmp_path, role, variable, value, message):
     plays = [{

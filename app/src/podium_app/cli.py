@@ -204,7 +204,8 @@ def _serve(args) -> None:
                 host=args.host or settings.bind_host, port=args.port or settings.bind_port,
                 workers=args.workers or settings.web_workers, proxy_headers=True,
                 forwarded_allow_ips=settings.forwarded_allow_ips, access_log=False,
-                server_header=False)
+                server_header=False,
+                timeout_worker_healthcheck=settings.web_healthcheck_timeout)
 
 
 def _worker(args) -> None:

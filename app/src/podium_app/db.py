@@ -27,8 +27,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,15 +54,36 @@ def make_engine(url: str, settings: Settings, pgbouncer: bool | None = None) -> 
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": lambda: f"__podium_{uuid.uuid4().hex}__",
         }
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        # A pooled connection to a host that went away is dropped when it is checked out,
-        # not handed to a request.
-        pool_pre_ping=True,
+        # The pre-ping is ours (ping below): SQLAlchemy's takes three round trips.
+        pool_pre_ping=False,
         connect_args={**connect_args, **host_list_args(url, settings)},
     )
+    event.listen(engine.sync_engine.pool, "checkout", ping)
+    return engine
+
+
+PING = "SELECT 1"
+
+
+def ping(dbapi_connection, connection_record, connection_proxy) -> None:
+    """Pool ``checkout`` listener: a pooled connection to a host that went away (a restarted
+    PostgreSQL or PgBouncer, a failover: docs/decisions/0160) is dropped when it is checked
+    out, not handed to a request. Raises DisconnectionError for any failure, which makes the
+    pool discard the connection and check out another (a new one after a disconnect).
+
+    One round trip: ``SELECT 1`` in the simple query protocol (no Parse/Bind, no prepared
+    statement, fine behind PgBouncer in transaction mode). SQLAlchemy's own
+    ``pool_pre_ping`` on asyncpg sends BEGIN, ``;`` and ROLLBACK, three round trips on every
+    request (docs/decisions/0290-home-read-ping-and-feed-script.md)."""
+    try:
+        dbapi_connection.run_async(lambda conn: conn.execute(PING))
+    except Exception as err:  # whatever went wrong, this connection is not to be used
+        raise DisconnectionError(f"database connection failed its ping: "
+                                 f"{type(err).__name__}: {err}") from err
 
 
 def host_list_args(url: str, settings: Settings) -> dict:

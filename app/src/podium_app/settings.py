@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     bind_port: int = Field(8000, ge=1, le=65535)
     web_workers: int = Field(1, ge=1, le=64)
+    # Seconds uvicorn's supervisor waits for a worker's answer to its health check before it
+    # kills and restarts it (uvicorn's own default, 5, kills busy workers on a loaded host).
+    web_healthcheck_timeout: int = Field(30, ge=1, le=3600)
     # Addresses of proxies whose X-Forwarded-For is trusted (comma separated), for client IPs.
     forwarded_allow_ips: str = "127.0.0.1"
 

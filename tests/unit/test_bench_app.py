@@ -1,0 +1,38 @@
+"""kit/bench_app.py's own accounting: the load generator's CPU apart from the app's, and the
+web workers uvicorn replaced during a round."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from kit import bench_app
+from kit.errors import PodiumError
+
+BURN = ("import time\nend = time.process_time() + {seconds}\n"
+        "while time.process_time() < end: pass\nprint('done')")
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.4])
+def test_the_load_generators_cpu_is_measured_apart(seconds):
+    out, cpu = bench_app._run_with_cpu([sys.executable, "-c", BURN.format(seconds=seconds)])
+    assert out.strip() == "done"
+    assert seconds <= cpu < seconds + 0.5
+
+
+def test_a_failing_load_generator_stops_with_its_output():
+    with pytest.raises(PodiumError, match=r"exit 3\).*no server"):
+        bench_app._run_with_cpu([sys.executable, "-c",
+                                 "import sys; print('no server'); sys.exit(3)"])
+
+
+def test_worker_restarts_are_counted_from_the_rounds_part_of_the_log(tmp_path):
+    log = tmp_path / "bench.log"
+    log.write_bytes(b"INFO: Child process [10] died\n")
+    start = log.stat().st_size
+    with log.open("ab") as handle:
+        handle.write(b"INFO: Started server process [11]\nINFO: Child process [11] died\n"
+                     b"INFO: Child process [12] died\nINFO: Waiting for child process [13]\n")
+    assert bench_app._worker_restarts(log, start) == 2
+    assert bench_app._worker_restarts(log, 0) == 3
