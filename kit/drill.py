@@ -24,7 +24,6 @@ import io
 import itertools
 import json
 import shlex
-import subprocess
 import tarfile
 import time
 import uuid
@@ -47,6 +46,7 @@ from kit.drillkit import (
     backup_new_timeline,
     check_drill_stack,
     configured_primary,
+    decrypt_secrets_copy,
     lost_writes_section,
     parse_target,
     pgbackrest_time,
@@ -142,23 +142,9 @@ def compare(expected: dict[str, dict], actual: dict[str, dict]) -> list[list[str
 def check_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> list[str]:
     """Decrypt the newest secrets copy on the backup host with the lab identity and compare
     it with the controller's folder; restore the folder from it if the folder is gone."""
-    identity = Path(f"{paths.secrets}-backup-identity.txt")
-    newest = remote.run(backup, "sudo sh -c 'ls -t /var/backups/podium-secrets/*.tar.age "
-                        "2>/dev/null | head -1'").strip()
-    if not newest:
-        raise PodiumError(f"no secrets copy on {backup} (/var/backups/podium-secrets/)",
-                          "converge the stack: the backup role copies the secrets")
-    if not identity.is_file():
-        raise PodiumError(f"the age identity {identity} is missing: the secrets copy cannot "
-                          "be read", "fetch the operator's identity from where it is kept")
-    blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
-    plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob,
-                           capture_output=True, check=False)
-    if plain.returncode != 0:
-        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt",
-                          detail=plain.stderr.decode(errors="replace"))
+    newest, tar_bytes = decrypt_secrets_copy(remote, backup, paths)
     notes, files = [], {}
-    with tarfile.open(fileobj=io.BytesIO(plain.stdout)) as tar:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         for member in tar.getmembers():
             if member.isfile():
                 data = tar.extractfile(member)
@@ -458,12 +444,16 @@ def rebuild_replicas(paths: StackPaths, groups: dict[str, list[str]],
                       "-e", json.dumps({"postgres_replica_force_rebuild": True})], echo=False)
 
 
-def restore_media(remote: Remote, media: list[str], tl: Timeline) -> None:
-    """Each media origin back from the backup host's copy (podium-media-restore)."""
+def restore_media(remote: Remote, media: list[str], tl: Timeline, exact: bool = False) -> None:
+    """Each media origin back from the backup host's copy (podium-media-restore). ``exact``:
+    the origin becomes equal to the copy, its other files set aside (decision 0291)."""
+    command = "sudo /usr/local/sbin/podium-media-restore" + (" --exact" if exact else "")
     for host in media:
-        out = remote.run(host, "sudo /usr/local/sbin/podium-media-restore", timeout=1800)
+        out = remote.run(host, command, timeout=1800)
         sent = [line for line in out.splitlines() if "files transferred" in line]
-        tl.note(sent[0].strip() if sent else "restored", host)
+        aside = [line for line in out.splitlines() if "move to" in line]
+        tl.note((sent[0].strip() if sent else "restored")
+                + (f"; {aside[0].split('; ', 1)[-1]}" if aside else ""), host)
 
 
 def smoke(api: Api, token: str, sentinel: str | None) -> tuple[bool, str]:

@@ -44,6 +44,8 @@ PG_DATA = "/var/lib/postgresql/17/main"
 PG_START_CONF = "/etc/postgresql/17/main/start.conf"
 MEDIA_ROOT = "/srv/media"
 STANZA = "podium"
+# Where the backup role keeps the age-encrypted copies of the stack's secrets folder.
+SECRETS_COPIES = "/var/backups/podium-secrets"
 # Ansible reads group_vars next to the inventory: the kit records the current primary there
 # after a failover, so every later converge and test agrees on it (decision 0111).
 PRIMARY_VARS = Path("group_vars") / "all" / "podium-postgres-primary.yml"
@@ -226,6 +228,29 @@ def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> 
     return (f"took an incremental backup on timeline {current} in "
             f"{fmt_seconds(time.monotonic() - began)} ({why}; the newest backup was on "
             f"timeline {newest})")
+
+
+def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tuple[str, bytes]:
+    """The newest secrets copy on the stack's backup host, decrypted with the stack's operator
+    identity (``<secrets>-backup-identity.txt``): (its name, the tar)."""
+    identity = Path(f"{paths.secrets}-backup-identity.txt")
+    if not identity.is_file():
+        raise PodiumError(f"the age identity {shown(identity)} of '{paths.stack}' is missing: "
+                          "its secrets copy cannot be read",
+                          "put the operator's identity back there from where it is kept")
+    newest = remote.run(backup, f"sudo sh -c 'ls -t {SECRETS_COPIES}/*.tar.age 2>/dev/null "
+                                "| head -1'").strip()
+    if not newest:
+        raise PodiumError(f"no secrets copy on {backup} of '{paths.stack}' "
+                          f"({SECRETS_COPIES}/)", "converge the stack: the backup role copies the "
+                          "secrets folder there; without a copy the identity cannot be restored")
+    blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
+    plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob, capture_output=True,
+                           check=False)
+    if plain.returncode != 0:
+        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt with "
+                          f"{shown(identity)}", detail=plain.stderr.decode(errors="replace"))
+    return Path(newest).name, plain.stdout
 
 
 # ---------------------------------------------------------------- the platform's API

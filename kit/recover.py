@@ -50,6 +50,7 @@ from kit.drillkit import (
     backup_new_timeline,
     check_drill_stack,
     configured_primary,
+    decrypt_secrets_copy,
     parse_target,
     publisher,
     timeline_chart,
@@ -67,7 +68,6 @@ LOST_FILE = "recover-source-lost.json"
 HOST_BOUND_SECRETS = ("pgbackrest-tls",)
 REPO_PARENT, REPO_DIR = "/var/lib", "pgbackrest"
 MEDIA_PARENT, MEDIA_DIR = "/var/backups/podium-media", "current"
-SECRETS_COPIES = "/var/backups/podium-secrets"
 
 
 # ---------------------------------------------------------------- checks before any change
@@ -197,28 +197,6 @@ def lose_source(target_name: str, source_name: str) -> list[str]:
 
 # ---------------------------------------------------------------- B takes A's identity
 
-def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tuple[str, bytes]:
-    """The newest secrets copy on A's backup host, decrypted with A's operator identity:
-    (its name, the tar)."""
-    identity = Path(f"{paths.secrets}-backup-identity.txt")
-    if not identity.is_file():
-        raise PodiumError(f"the age identity {shown(identity)} of '{paths.stack}' is missing: "
-                          "its secrets copy cannot be read",
-                          "put the operator's identity back there from where it is kept")
-    newest = remote.run(backup, f"sudo sh -c 'ls -t {SECRETS_COPIES}/*.tar.age 2>/dev/null "
-                                "| head -1'").strip()
-    if not newest:
-        raise PodiumError(f"no secrets copy on {backup} of '{paths.stack}' "
-                          f"({SECRETS_COPIES}/)", "without it the identity cannot be restored")
-    blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
-    plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob, capture_output=True,
-                           check=False)
-    if plain.returncode != 0:
-        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt with "
-                          f"{shown(identity)}", detail=plain.stderr.decode(errors="replace"))
-    return Path(newest).name, plain.stdout
-
-
 def adopt_secrets(tar_bytes: bytes, target: StackPaths, stamp: str) -> list[str]:
     """A's secrets into B's folder; B keeps HOST_BOUND_SECRETS. B's previous folder is kept
     beside it as ``<folder>.before-recover-<stamp>``."""
@@ -341,7 +319,7 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
         rebuild_replicas(paths, groups, replicas)
 
     with tl.step(f"Restore media on {', '.join(media) or '(no media host)'}"):
-        restore_media(remote, media, tl)
+        restore_media(remote, media, tl, exact=True)
 
     with tl.step("Verify against the manifest recorded on the lost stack"):
         rows, matched, rpo = verify(remote, primary, media, manifest, target_time)

@@ -102,3 +102,47 @@ def test_the_copy_timer_is_enabled(host, backup):  # backup: skips when there is
     timer = host.service("podium-media-copy.timer")
     assert timer.is_enabled
     assert timer.is_running
+
+
+@pytest.fixture
+def stray(host):
+    """A file at the origin that the copy does not have (pushed nothing after it)."""
+    name = f"drilltest/stray-{secrets.token_hex(8)}.bin"
+    with host.sudo():
+        host.run_test("install -d -o www-data -g www-data %s/drilltest", ORIGIN)
+    yield name
+    with host.sudo():
+        host.run("rm -rf %s/drilltest /var/backups/podium-media-before-restore-*/drilltest",
+                 ORIGIN)
+
+
+def test_a_plain_restore_keeps_files_the_copy_lacks(host, backup, stray):
+    _push(host)
+    with host.sudo():
+        host.run_test("echo stray > %s/%s", ORIGIN, stray)
+        host.run_test("/usr/local/sbin/podium-media-restore")
+        assert host.file(f"{ORIGIN}/{stray}").exists
+
+
+def test_an_exact_restore_sets_files_the_copy_lacks_aside(host, backup, stray):
+    # Pushed first, so the origin equals the copy except for the stray file: nothing the
+    # lab's other tests wrote is moved aside.
+    _push(host)
+    with host.sudo():
+        before = host.check_output("find %s -type f ! -path '*/.upload/*' | wc -l", ORIGIN)
+        host.run_test("echo stray > %s/%s", ORIGIN, stray)
+        out = host.check_output("/usr/local/sbin/podium-media-restore --exact")
+        assert "exact mode" in out
+        assert not host.file(f"{ORIGIN}/{stray}").exists
+        aside = host.check_output(
+            "ls -d /var/backups/podium-media-before-restore-*/%s", stray).splitlines()
+        assert aside and host.file(aside[-1]).content_string == "stray\n"
+        after = host.check_output("find %s -type f ! -path '*/.upload/*' | wc -l", ORIGIN)
+    assert after == before
+
+
+def test_a_restore_refuses_an_unknown_option(host, backup):
+    with host.sudo():
+        result = host.run("/usr/local/sbin/podium-media-restore --everything")
+    assert result.rc == 2
+    assert "unknown option '--everything'" in result.stderr
