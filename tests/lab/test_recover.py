@@ -12,11 +12,12 @@ minutes after both stacks are up (8 minutes each), so it runs only when asked, e
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 
 from kit import lab, recover
-from kit.drillkit import Remote, configured_primary
+from kit.drillkit import MEDIA_ROOT, Remote, configured_primary
 from kit.machines import Machine
 from kit.paths import StackPaths
 
@@ -44,6 +45,12 @@ def run():
         reason = _not_up(name)
         if reason:
             pytest.skip(reason)
+    target, target_paths = lab._load_state(TARGET), StackPaths(TARGET)
+    # B has served media of its own before (a rehearsal, a second recovery): the recovery
+    # must set it aside, not serve it beside A's (decision 0291).
+    media_host = target.groups()["media"][0]
+    stray = f"{MEDIA_ROOT}/before-recover-{secrets.token_hex(6)}.bin"
+    Remote(target, target_paths).run(media_host, f"echo b-only | sudo tee {stray} >/dev/null")
     recover.record_manifest(TARGET, SOURCE, allow_cloud=False)
     manifest = recover.read_manifest(SOURCE)
     destroyed = recover.lose_source(TARGET, SOURCE)
@@ -51,7 +58,8 @@ def run():
     stack = lab._load_state(TARGET)
     paths = StackPaths(TARGET)
     return {"result": result, "manifest": manifest, "destroyed": destroyed,
-            "remote": Remote(stack, paths), "primary": configured_primary(stack, paths)}
+            "remote": Remote(stack, paths), "primary": configured_primary(stack, paths),
+            "media_host": media_host, "stray": stray}
 
 
 def test_the_source_kept_only_its_backup_host(run):
@@ -92,3 +100,12 @@ def test_recovery_passes_and_reports_rto_rpo_and_a_timeline(run):
     text = result.report.read_text()
     assert "RTO (recovery began" in text and "RPO (newest post" in text
     assert "```mermaid" in text and "source lost" in text
+
+
+def test_media_b_had_before_are_set_aside_not_served(run):
+    remote, host = run["remote"], run["media_host"]
+    name = run["stray"].removeprefix(MEDIA_ROOT + "/")
+    assert remote.run(host, f"test -e {run['stray']} && echo present || echo gone") == "gone\n"
+    kept = remote.run(host, "sudo sh -c 'cat /var/backups/podium-media-before-restore-*/"
+                            f"{name}'")
+    assert kept == "b-only\n"
