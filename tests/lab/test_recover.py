@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 
 import pytest
 
 from kit import lab, recover
 from kit.drillkit import MEDIA_ROOT, Remote, configured_primary
 from kit.machines import Machine
-from kit.paths import StackPaths
+from kit.paths import REPO, StackPaths
 
 pytestmark = [pytest.mark.lab, pytest.mark.drill]
 
@@ -109,3 +110,20 @@ def test_media_b_had_before_are_set_aside_not_served(run):
     kept = remote.run(host, "sudo sh -c 'cat /var/backups/podium-media-before-restore-*/"
                             f"{name}'")
     assert kept == "b-only\n"
+
+
+def test_bringing_the_source_back_stops_until_its_repository_is_set_aside(run):
+    """A's backup host still holds the lost database's backups. Converging a new A must not
+    overwrite them: it stops with what to do, and converges once they are set aside. Last in
+    this module: it rebuilds A (about 5 minutes)."""
+    up = [str(REPO / "podium"), "up", "--stack", SOURCE, "--no-test"]
+    first = subprocess.run(up, capture_output=True, text=True, check=False, timeout=3600)
+    assert first.returncode != 0
+    assert "holds the backups of another database" in first.stdout + first.stderr
+    source = lab._load_state(SOURCE)
+    backup = source.groups()["backup"][0]
+    Remote(source, StackPaths(SOURCE)).run(
+        backup, "sudo mv /var/lib/pgbackrest /var/lib/pgbackrest.lost-$(date +%s) && "
+                "sudo install -d -o postgres -g postgres -m 0750 /var/lib/pgbackrest")
+    second = subprocess.run(up, capture_output=True, text=True, check=False, timeout=3600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
