@@ -131,26 +131,111 @@ def statements(app, monkeypatch=None):
             monkeypatch.undo()
 
 
-def test_a_home_read_is_four_statements_without_a_transaction(app, client, make_user, post,
-                                                              drain, monkeypatch):
-    author, reader = make_user("author"), make_user("reader")
+@contextlib.contextmanager
+def checkouts(app):
+    """A list that gets one entry per connection checked out of the home read's pool while
+    the block runs: each checkout costs one ping round trip (podium_app/db.py, ping)."""
+    pool = app.state.db.read_only_engine(False).sync_engine.pool
+    seen: list[int] = []
+
+    def on_checkout(*_):
+        seen.append(1)
+
+    event.listen(pool, "checkout", on_checkout)
+    try:
+        yield seen
+    finally:
+        event.remove(pool, "checkout", on_checkout)
+
+
+def home_statements(app, client, reader, monkeypatch, **params):
+    """The statements (SQL text) and pool checkouts of one home read, and its answer."""
+    with statements(app, monkeypatch) as seen, checkouts(app) as pings:
+        answer = client.get(HOME, headers=reader.headers, params=params)
+    assert answer.status_code == 200
+    assert all(sql.startswith("asyncpg: ") for sql, _ in seen), seen
+    assert not any(in_transaction for _, in_transaction in seen)
+    return [sql for sql, _ in seen if "instance_settings" not in sql], len(pings), answer
+
+
+def test_a_home_read_is_two_statements_and_one_ping_without_a_transaction(
+        app, client, make_user, post, drain, monkeypatch):
+    """docs/decisions/0286-home-read-two-statements.md: the token with its account, then
+    the page's statuses with their details (mentions, tags, media, the reader's likes and
+    reposts) and authors. A repost whose original is not on the page adds one statement;
+    a mentioned account not otherwise on the page adds one. These counts are the budget:
+    a change that adds a statement to the common read fails here."""
+    author, reader, sharer = make_user("author"), make_user("reader"), make_user("sharer")
+    stranger = make_user("stranger")
     follow(client, reader, author)
     post(author, "one")
     post(author, "two")
     drain()
     client.get(HOME, headers=reader.headers)  # the feed is built
-    with statements(app, monkeypatch) as seen:
-        assert len(ids_of(client.get(HOME, headers=reader.headers))) == 2
-    sent = [s for s in seen if "instance_settings" not in s[0]]  # the 2 s settings refresh
-    # token + account; the page's statuses; mentions/tags/media/likes/reposts; accounts:
-    # all four straight through asyncpg (docs/decisions/0250-home-read-raw-asyncpg.md).
-    assert len(sent) == 4, sent
-    assert all(sql.startswith("asyncpg: ") for sql, _ in sent), sent
-    assert not any(in_transaction for _, in_transaction in sent)
+    sent, pings, answer = home_statements(app, client, reader, monkeypatch)
+    assert len(ids_of(answer)) == 2
+    assert len(sent) == 2 and pings == 1, (pings, sent)
+    assert "oauth_tokens" in sent[0] and "statuses" in sent[1] and "accounts" in sent[1]
+    # A repost of a post that is not on the page: its original is read with its details.
+    unseen = post(stranger, "not followed")
+    follow(client, reader, sharer)
+    drain()
+    assert client.post(f"/api/v1/statuses/{unseen['id']}/reblog",
+                       headers=sharer.headers).status_code == 200
+    drain()
+    sent, pings, answer = home_statements(app, client, reader, monkeypatch)
+    assert len(ids_of(answer)) == 3 and answer.json()[0]["reblog"]["id"] == unseen["id"]
+    assert len(sent) == 3 and pings == 1, (pings, sent)
+    # A mention of an account that neither wrote nor was reposted on the page.
+    post(author, "hello @stranger")
+    drain()
+    sent, pings, answer = home_statements(app, client, reader, monkeypatch, limit=1)
+    assert answer.json()[0]["mentions"][0]["username"] == "stranger"
+    assert len(sent) == 3 and pings == 1, (pings, sent)
     # A write route still runs in a transaction.
     with statements(app) as seen:
         post(author, "three")
     assert seen and all(in_transaction for _, in_transaction in seen)
+
+
+def test_home_entities_equal_the_single_status_route(client, make_user, post, drain, configure,
+                                                      server, tmp_path):
+    """The home read's entities (statuses, details and authors in one statement) against
+    GET /api/v1/statuses/:id (the ORM renderer, separate statements) for the same reader:
+    reposts with the original on and off the page, mentions, tags, media, the reader's own
+    likes and reposts."""
+    from test_media import jpeg, upload
+
+    configure(media_backend="local", media_dir=str(tmp_path), media_base_url=server)
+    author, sharer, reader = make_user("author"), make_user("sharer"), make_user("reader")
+    stranger = make_user("stranger")
+    follow(client, reader, author)
+    follow(client, reader, sharer)
+    media = upload(client, author, jpeg(), "image/jpeg", description="pic").json()
+    pictured = post(author, "a picture #art", media_ids=[media["id"]])
+    mentioning = post(author, "hi @stranger and @sharer #tag")
+    elsewhere = post(stranger, "by someone the reader does not follow #far")
+    for status in (pictured, elsewhere):
+        assert client.post(f"/api/v1/statuses/{status['id']}/reblog",
+                           headers=sharer.headers).status_code == 200
+    client.post(f"/api/v1/statuses/{mentioning['id']}/favourite", headers=reader.headers)
+    client.post(f"/api/v1/statuses/{elsewhere['id']}/favourite", headers=reader.headers)
+    client.post(f"/api/v1/statuses/{pictured['id']}/reblog", headers=reader.headers)
+    drain()
+    for params in ({}, {"limit": 2}, {"min_id": "0", "limit": 3}):
+        page = client.get(HOME, headers=reader.headers, params=params).json()
+        assert page
+        for shown in page:
+            single = client.get(f"/api/v1/statuses/{shown['id']}", headers=reader.headers)
+            assert single.status_code == 200
+            assert shown == single.json()
+    every = client.get(HOME, headers=reader.headers).json()
+    flags = {s["id"]: (s["favourited"], s["reblogged"]) for s in every}
+    assert flags[mentioning["id"]] == (True, False)
+    inner = {s["reblog"]["id"]: s["reblog"] for s in every if s["reblog"]}
+    assert inner[elsewhere["id"]]["favourited"] is True
+    assert inner[pictured["id"]]["reblogged"] is True
+    assert inner[pictured["id"]]["media_attachments"][0]["description"] == "pic"
 
 
 def test_ordinary_home_reads_are_answered_below_fastapi_and_the_rest_by_fastapi(

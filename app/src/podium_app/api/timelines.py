@@ -19,6 +19,7 @@ from podium_app.api.deps import (
 )
 from podium_app.models import Account, Status, StatusTag, Tag
 from podium_app.pagination import Page, json_body_page, json_page, page_params
+from podium_app.serializers import StatusContext
 from podium_app.services import feeds
 from podium_app.services import statuses as status_service
 from podium_app.settings import Settings
@@ -50,14 +51,20 @@ async def home(request: Request, run: RawSession, page: PageDep,
 async def home_page(request: Request, run: rawsql.Raw, settings: Settings, page: Page,
                     auth: Auth) -> Response:
     viewer = user_of(auth)
-    rows = await feeds.home(None, request.app.state.redis, settings, viewer, page, run)
+    statement, values = await feeds.home_query(request.app.state.redis, settings, viewer,
+                                                page, run)
+    # The page's statuses with their details and authors in the same statement
+    # (docs/decisions/0286-home-read-two-statements.md).
+    known = StatusContext(settings.domain)
+    rows = page.finish(await status_service.detailed(run, statement, values, known))
     cache = request.app.state.status_cache
     if cache is None:
-        return _page(request, await status_service.render_with(run, settings, rows, viewer),
-                     rows)
+        return _page(request, await status_service.render_with(run, settings, rows, viewer,
+                                                               known), rows)
     # Unchanged entities from the rendered-status cache, keyed by the versions read with
     # the rows (docs/decisions/0270-rendered-status-cache.md).
-    body = page_body(await status_service.render_cached(run, settings, rows, viewer, cache))
+    body = page_body(await status_service.render_cached(run, settings, rows, viewer, cache,
+                                                        known))
     if not rows:
         return json_body_page(request, body, None, None)
     return json_body_page(request, body, ids.to_str(rows[0].id), ids.to_str(rows[-1].id))

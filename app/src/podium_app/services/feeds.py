@@ -264,11 +264,20 @@ async def home(session: AsyncSession | None, redis: Redis, settings: Settings, v
     """The viewer's home timeline page, newest first: the Redis feed merged with the posts
     of big accounts read from PostgreSQL; PostgreSQL alone when Redis is down.
 
-    The statuses are loaded in one query whose candidates are the feed's ids plus the big
-    accounts' latest (plus the followed accounts' latest when Redis cannot answer or the
-    feed was trimmed). `run` executes that query (podium_app/rawsql.py; the session's ORM
-    by default)."""
+    The statuses are loaded in one query (home_query). `run` executes it
+    (podium_app/rawsql.py; the session's ORM by default)."""
     run = run or rawsql.Orm(session)
+    statement, values = await home_query(redis, settings, viewer, page, run)
+    return page.finish(await run.entities(statement, values))
+
+
+async def home_query(redis: Redis, settings: Settings, viewer: Account, page: Page,
+                     run: rawsql.Orm | rawsql.Raw) -> tuple[Select, dict]:
+    """The statement that loads the page's statuses (select(Status), built once per shape)
+    and its values: its candidates are the feed's ids plus the big accounts' latest (plus
+    the followed accounts' latest when Redis cannot answer or the feed was trimmed). Asks
+    Redis for the feed (rebuilding it on `run.session` when it is not built). Rows come in
+    the statement's order; page.finish puts them in the page's."""
     want = page.limit
     shape = (page.ascending, page.max_id is not None, page.lower() is not None)
     values = {**_page_values(page), "viewer_id": viewer.id,
@@ -290,5 +299,4 @@ async def home(session: AsyncSession | None, redis: Redis, settings: Settings, v
             values.update(_page_values(more, "fb_"))
     except RedisError:
         everything = True
-    rows = await run.entities(_home_query(shape, fallback, feed, everything), values)
-    return page.finish(rows)
+    return _home_query(shape, fallback, feed, everything), values

@@ -5,6 +5,7 @@ Permissions are decided here, not in the routers: desk mode, visibility, ownersh
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -287,9 +288,9 @@ async def unfavourite(session: AsyncSession, actor: Account, st: Status) -> None
                               .values(favourites_count=Status.favourites_count - 1))
 
 
-def _details_query(for_viewer: bool):
-    """Per status, in one query: mentioned accounts, tag names, whether media hang off it,
-    and the viewer's like and repost. Parameters: ids (and viewer_id)."""
+def _detail_columns(for_viewer: bool) -> list:
+    """Per status (correlated to `Status`): mentioned account ids, tag names, whether media
+    hang off it, the viewer's like and repost (parameter viewer_id with for_viewer)."""
     reblogs = aliased(Status)
     mentioned = (select(func.array_agg(Mention.account_id))
                  .where(Mention.status_id == Status.id).scalar_subquery())
@@ -304,7 +305,13 @@ def _details_query(for_viewer: bool):
                                 reblogs.account_id == viewer_id)
     else:
         liked = shared = false()
-    return (select(Status.id, mentioned, tag_names, has_media, liked, shared)
+    return [mentioned, tag_names, has_media, liked, shared]
+
+
+def _details_query(for_viewer: bool):
+    """Per status, in one query: mentioned accounts, tag names, whether media hang off it,
+    and the viewer's like and repost. Parameters: ids (and viewer_id)."""
+    return (select(Status.id, *_detail_columns(for_viewer))
             .where(Status.id == any_(bindparam("ids", type_=UUIDS))))
 
 
@@ -316,6 +323,53 @@ DETAILS = _details_query(False)
 DETAILS_FOR_VIEWER = _details_query(True)
 STATUSES_BY_ID = select(Status).where(Status.id == any_(bindparam("ids", type_=UUIDS)))
 ACCOUNTS_BY_ID = select(Account).where(Account.id == any_(bindparam("ids", type_=UUIDS)))
+_ACCOUNT_COLUMNS = [column.key for column in Account.__table__.columns]
+_DETAILS = len(_detail_columns(False))
+
+
+@functools.cache
+def with_details(query):
+    """`query` (a select(Status) statement built once) with, on each row, what _context
+    would otherwise read in two more statements: the status's details (DETAILS_FOR_VIEWER's
+    columns; parameter viewer_id) and its author's account row (NULLs when the account is
+    gone). Built once per statement object (docs/decisions/0286-home-read-two-statements.md).
+    """
+    return (query.outerjoin(Account, Account.id == Status.account_id)
+            .add_columns(*_detail_columns(True), *Account.__table__.columns))
+
+
+async def detailed(run: rawsql.Raw, query, values: dict, ctx: StatusContext) -> list:
+    """Runs with_details(query): returns the statuses as rows and puts their details and
+    authors into `ctx` (for render_cached/render_with's `known`)."""
+    records = await run.tuples(with_details(query), values)
+    if not records:
+        return []
+    statuses = len(records[0]) - _DETAILS - len(_ACCOUNT_COLUMNS)
+    names = list(records[0].keys())[:statuses]
+    rows = []
+    for record in records:
+        cells = list(record.values())
+        status = rawsql.Row(zip(names, cells[:statuses], strict=True))
+        rows.append(status)
+        ctx.statuses[status.id] = status
+        _add_details(ctx, status.id, *cells[statuses:statuses + _DETAILS])
+        author = cells[statuses + _DETAILS:]
+        if author[0] is not None and author[0] not in ctx.accounts:
+            ctx.accounts[author[0]] = rawsql.Row(zip(_ACCOUNT_COLUMNS, author, strict=True))
+    return rows
+
+
+def _add_details(ctx: StatusContext, sid, mention_ids, tags, media, fav, rb) -> None:
+    if mention_ids:
+        ctx.mentions[sid] = list(mention_ids)
+    if tags:
+        ctx.tags[sid] = list(tags)
+    if media:
+        ctx.with_media.add(sid)
+    if fav:
+        ctx.favourited.add(sid)
+    if rb:
+        ctx.reblogged.add(sid)
 
 
 async def render(session: AsyncSession, settings: Settings, statuses: list[Status],
@@ -325,21 +379,21 @@ async def render(session: AsyncSession, settings: Settings, statuses: list[Statu
 
 
 async def render_with(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses: list,
-                      viewer) -> list[dict]:
+                      viewer, known: StatusContext | None = None) -> list[dict]:
     """render() on either executor (podium_app/rawsql.py): the home timeline passes rows
-    read through asyncpg, every other route ORM objects."""
-    ctx = await _context(run, settings, statuses, viewer)
+    read through asyncpg (and `known`, see _context), every other route ORM objects."""
+    ctx = await _context(run, settings, statuses, viewer, known)
     shown = _shown(ctx, statuses)
     await _load_media(run, settings, ctx, shown)
     return [render_status(s, ctx) for s in shown]
 
 
 async def render_cached(run: rawsql.Raw, settings: Settings, statuses: list, viewer,
-                        cache: StatusCache) -> list[bytes]:
+                        cache: StatusCache, known: StatusContext | None = None) -> list[bytes]:
     """The entities of render_with() as encoded JSON, each taken from `cache` when the rows
     it shows are unchanged (podium_app/statuscache.py): only misses are rendered, and only
     their media loaded. For the home read path only (committed rows, no transaction)."""
-    ctx = await _context(run, settings, statuses, viewer)
+    ctx = await _context(run, settings, statuses, viewer, known)
     shown = _shown(ctx, statuses)
     domain, media_base = settings.domain, settings.media_base_url
     keyed = []
@@ -368,35 +422,37 @@ async def render_cached(run: rawsql.Raw, settings: Settings, statuses: list, vie
 
 
 async def _context(run: rawsql.Orm | rawsql.Raw, settings: Settings, statuses: list,
-                   viewer) -> StatusContext:
+                   viewer, known: StatusContext | None = None) -> StatusContext:
     """The rows the entities of `statuses` show, except media (_load_media): reposted
-    statuses, mentions, tags, the viewer's likes and reposts, the accounts."""
-    ctx = StatusContext(settings.domain)
-    ctx.statuses = {s.id: s for s in statuses}
-    originals = {s.reblog_of_id for s in statuses if s.reblog_of_id} - set(ctx.statuses)
-    if originals:
-        for s in await run.entities(STATUSES_BY_ID, {"ids": list(originals)}):
+    statuses, mentions, tags, the viewer's likes and reposts, the accounts. `known`: a
+    context `detailed` filled with `statuses`' details and authors (the home read), which
+    leaves only reposted statuses and mentioned accounts to read."""
+    if known is not None:
+        ctx = known
+    else:
+        ctx = StatusContext(settings.domain)
+        ctx.statuses = {s.id: s for s in statuses}
+    originals = list({s.reblog_of_id for s in statuses if s.reblog_of_id} - set(ctx.statuses))
+    if originals and known is not None:
+        await detailed(run, STATUSES_BY_ID, {"ids": originals, "viewer_id": viewer.id}, ctx)
+    elif originals:
+        for s in await run.entities(STATUSES_BY_ID, {"ids": originals}):
             ctx.statuses[s.id] = s
     all_ids = list(ctx.statuses)
     if not all_ids:
         return ctx
+    if known is None:
+        details = (DETAILS_FOR_VIEWER, {"ids": all_ids, "viewer_id": viewer.id}) if viewer \
+            else (DETAILS, {"ids": all_ids})
+        for row in await run.tuples(*details):
+            _add_details(ctx, *row)
     account_ids = {s.account_id for s in ctx.statuses.values()}
-    details = (DETAILS_FOR_VIEWER, {"ids": all_ids, "viewer_id": viewer.id}) if viewer \
-        else (DETAILS, {"ids": all_ids})
-    for sid, mention_ids, tags, media, fav, rb in await run.tuples(*details):
-        if mention_ids:
-            ctx.mentions[sid] = list(mention_ids)
-            account_ids.update(mention_ids)
-        if tags:
-            ctx.tags[sid] = list(tags)
-        if media:
-            ctx.with_media.add(sid)
-        if fav:
-            ctx.favourited.add(sid)
-        if rb:
-            ctx.reblogged.add(sid)
-    for acc in await run.entities(ACCOUNTS_BY_ID, {"ids": list(account_ids)}):
-        ctx.accounts[acc.id] = acc
+    for mentioned in ctx.mentions.values():
+        account_ids.update(mentioned)
+    account_ids.difference_update(ctx.accounts)
+    if account_ids:
+        for acc in await run.entities(ACCOUNTS_BY_ID, {"ids": list(account_ids)}):
+            ctx.accounts[acc.id] = acc
     return ctx
 
 
