@@ -44,9 +44,9 @@ def offsite(inventory):
 @pytest.fixture(scope="module")
 def rclone(host):
     """rclone on the repository host with its offsite configuration (and the stand-in's CA)."""
-    ca = " --ca-cert /etc/pgbackrest/s3-ca.crt" if host.file("/etc/pgbackrest/s3-ca.crt").exists \
-        else ""
-    return f"rclone --config {CONFIG}{ca}"
+    with host.sudo():
+        ca = host.file("/etc/pgbackrest/s3-ca.crt").exists
+    return f"rclone --config {CONFIG}" + (" --ca-cert /etc/pgbackrest/s3-ca.crt" if ca else "")
 
 
 def _push(host) -> str:
@@ -92,8 +92,12 @@ def test_s3_repository_checks_and_holds_a_full_backup(host):
     repo = next(line.split("-")[0][4:] for line in conf.splitlines()
                 if line.endswith("-type=s3"))
     with host.sudo("postgres"):
-        check = host.run("pgbackrest --stanza=podium --repo=%s check", repo)
+        # check takes no --repo: it checks every repository, and says so per repository.
+        check = host.run("pgbackrest --stanza=podium check")
         assert check.rc == 0, check.stdout + check.stderr
+        archived = [line for line in check.stdout.splitlines()
+                    if "successfully archived to" in line and line.endswith(f" on repo{repo}")]
+        assert archived, check.stdout
         info = json.loads(host.check_output(
             "pgbackrest --stanza=podium --repo=%s --output=json info", repo))[0]
     assert info["status"]["code"] == 0, info["status"]
@@ -137,15 +141,20 @@ def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(host, rcl
         # Nothing changed: the next push sends nothing.
         again = _push(host)
         assert "Copied (" not in again, again
+        # Deleted at the origin (its folder stays: a push from an empty origin is refused):
+        # gone from the bucket's current/, kept under deleted/.
+        with media.sudo():
+            media.run_test("rm %s/%s", MEDIA_ORIGIN, name)
+            pushed = media.run("systemctl start podium-media-copy.service")
+        assert pushed.rc == 0, pushed.stderr
+        _push(host)
+        current = _root(host, f"{rclone} lsf -R {PREFIX}/media/current/").stdout.split()
+        assert name not in current
+        deleted = _root(host, f"{rclone} lsf -R {PREFIX}/media/deleted/").stdout.split()
+        assert any(path.endswith("/" + name) for path in deleted), deleted
     finally:
         with media.sudo():
             media.run("rm -rf %s/offsitetest", MEDIA_ORIGIN)
-            media.run("systemctl start podium-media-copy.service")
-        _push(host)
-    current = _root(host, f"{rclone} lsf -R {PREFIX}/media/current/offsitetest/").stdout
-    assert name.split("/")[1] not in current
-    deleted = _root(host, f"{rclone} lsf -R {PREFIX}/media/deleted/").stdout
-    assert name in deleted, deleted
 
 
 def test_a_failed_push_fails_the_backup_check_until_a_good_one(host):

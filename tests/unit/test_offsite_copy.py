@@ -129,6 +129,13 @@ def test_check_passes_after_a_recent_good_push(check):
     assert check.offsite_problems(time.time(), 3600) == []
 
 
+def test_a_good_push_in_the_same_second_as_a_failed_one_wins(check):
+    now = time.time()
+    Path(check.OFFSITE_STATE, "last-failure").write_text(f"{now - 0.6:.9f} it failed\n")
+    Path(check.OFFSITE_STATE, "last-success").write_text(f"{now - 0.2:.9f} pushed\n")
+    assert check.offsite_problems(now, 3600) == []
+
+
 def test_check_fails_at_once_when_the_last_push_failed(check):
     _stamp(check, "last-success", 600)
     _stamp(check, "last-failure", 5, "rclone sync of the media copy failed (exit 1)")
