@@ -150,8 +150,10 @@ def test_age_check_fails_when_stale(host):
 
 
 def test_verify_detects_a_corrupted_backup(host):
-    """Corrupt one file of a copy of the newest backup, verify must fail; then put it back."""
-    newest = _info(host)["backup"][-1]["label"]
+    """Corrupt one file of a copy of the newest backup on disk (repo1), verify must fail;
+    then put it back."""
+    newest = [b for b in _info(host)["backup"]
+              if b.get("database", {}).get("repo-key", 1) == 1][-1]["label"]
     target = _root(
         host, "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
     ).stdout.strip()
@@ -249,7 +251,7 @@ def test_point_in_time_restore_brings_back_the_last_archived_write(host, primary
         restored = _pg(
             restore_host,
             "pgbackrest --stanza=podium --repo=%s --pg1-path=%s --archive-mode=off restore",
-            repo,
+            str(repo),
             scratch,
         )
         assert restored.rc == 0, restored.stdout + restored.stderr

@@ -75,6 +75,16 @@ def test_scheduled_backups_go_to_every_repository(tmp_path, kind):
                           f"--type={kind} backup" for n in expected]
 
 
+def test_weekly_verification_checks_every_repository(tmp_path):
+    unit = "etc/systemd/system/pgbackrest-verify.service"
+    text = _render_backup(tmp_path, {"backup_repo2_s3": True}, [unit])[unit]
+    starts = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert len(starts) == 2
+    for n, line in enumerate(starts, 1):
+        assert f"pgbackrest --stanza=podium --repo={n} verify" in line
+        assert 'grep -q "status: error"' in line
+
+
 def test_push_keeps_the_key_pair_in_rclones_configuration_only(tmp_path):
     names = ["etc/podium-offsite/rclone.conf", "usr/local/sbin/podium-offsite-copy"]
     out = _render_backup(tmp_path, {"backup_offsite_copy": True,
