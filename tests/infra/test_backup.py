@@ -273,6 +273,14 @@ def test_point_in_time_restore_brings_back_the_last_archived_write(host, primary
         )
         log = _root(restore_host, "tail -20 %s/log", scratch).stdout
         assert started.rc == 0, started.stdout + log
+        # pg_ctl -w returns once the server takes (read-only) connections, which can be
+        # before recovery has replayed the archive: wait for the end of recovery.
+        deadline = time.monotonic() + 120
+        while _pg(restore_host, "psql -h %s -p 5499 -XAtc %s podium", sock,
+                  "SELECT pg_is_in_recovery()").stdout.strip() != "f":
+            assert time.monotonic() < deadline, _root(restore_host, "tail -20 %s/log",
+                                                      scratch).stdout
+            time.sleep(1)
         found = _pg(
             restore_host,
             "psql -h %s -p 5499 -XAt -d podium -c %s",
