@@ -47,6 +47,17 @@ def known_roles() -> list[str]:
     return sorted(role_ports())
 
 
+# Test doubles a lab stack may place, which no platform needs: the local stacks need not
+# cover them and cloud stacks may not use them. objectstore: an S3 stand-in for the offsite
+# bucket (decision 0281).
+LAB_ONLY_ROLES = ("objectstore",)
+
+
+def platform_roles() -> list[str]:
+    """The roles a platform is made of (every known role but common and the lab-only ones)."""
+    return [r for r in known_roles() if r != "common" and r not in LAB_ONLY_ROLES]
+
+
 # Ports that two roles claim in the role-to-ports table and can share on one host, because
 # one daemon serves both: (port, proto) -> the roles and why. Any other port claimed by two
 # roles of one host is a collision the stack validation refuses (decision 0263).
@@ -242,6 +253,12 @@ class Stack(Strict):
         if self.provider != "local":
             if self.lab is not None:
                 raise ValueError(f"lab: only for provider 'local', not '{self.provider}'")
+            for index, host in enumerate(self.hosts):
+                if lab_only := sorted(set(host.roles) & set(LAB_ONLY_ROLES)):
+                    raise ValueError(
+                        f"hosts[{index}].roles: {', '.join(lab_only)} is a lab test double, "
+                        f"not for provider '{self.provider}' (the offsite bucket is "
+                        "podium:offsite)")
             allowed = LOCATIONS[self.provider]
             for index, host in enumerate(self.hosts):
                 if host.location not in allowed:

@@ -20,7 +20,8 @@ from kit.pulumi_mocks import install
 from kit.stack import load_stack
 
 S3_VARS = ["backup_repo_type", "backup_s3_endpoint", "backup_s3_bucket", "backup_s3_region",
-           "backup_s3_key", "backup_s3_key_secret"]
+           "backup_s3_key", "backup_s3_key_secret", "backup_repo2_s3", "backup_offsite_copy",
+           "backup_s3_ca_file"]
 EXPECTED = {  # stack -> (offsite company, key variables, endpoint suffix)
     "hetzner": ("scaleway", ("SCW_ACCESS_KEY", "SCW_SECRET_KEY"), ".scw.cloud"),
     "scaleway": ("hetzner", ("MINIO_USER", "MINIO_PASSWORD"), ".your-objectstorage.com"),
@@ -62,6 +63,11 @@ def test_cloud_repository_is_the_offsite_bucket_at_the_other_company(stack_name,
             "backup_s3_region": stack.offsite.region,
             "backup_s3_key": "key-from-env",
             "backup_s3_key_secret": "secret-from-env",
+            # The media and secrets copies go to the same bucket (decision 0281); the
+            # provider's certificate is checked against the system's CAs.
+            "backup_repo2_s3": False,
+            "backup_offsite_copy": True,
+            "backup_s3_ca_file": "",
         }
         assert found["backup_s3_endpoint"].endswith(suffix)
         assert stack.offsite.region in found["backup_s3_endpoint"]
@@ -74,8 +80,32 @@ def test_lab_repository_stays_on_the_backup_host(tmp_path, secrets_in_tmp):  # n
     data = inventory.build(stack, StackPaths(stack.name))
     assert data["all"]["vars"]["podium_offsite"] == {}
     backup = next(h.name for h in stack.hosts if "backup" in h.roles)
-    found = _variables(tmp_path, data, backup, ["backup_repo_type", "backup_s3_key"])
-    assert found == {"backup_repo_type": "posix", "backup_s3_key": ""}
+    found = _variables(tmp_path, data, backup, ["backup_repo_type", "backup_s3_key",
+                                                "backup_repo2_s3", "backup_offsite_copy"])
+    assert found == {"backup_repo_type": "posix", "backup_s3_key": "",
+                     "backup_repo2_s3": False, "backup_offsite_copy": False}
+
+
+def test_lab_stack_with_an_s3_stand_in_uses_it_as_the_offsite_bucket(tmp_path,
+                                                                      secrets_in_tmp):  # noqa: F811
+    """lab-backup has an objectstore host (decision 0281): repo1 stays on the backup host's
+    disk, repo2 and the media and secrets copies go to the stand-in, verified with its CA."""
+    stack = load_stack("lab-backup")
+    stand_in = next(h.name for h in stack.hosts if "objectstore" in h.roles)
+    data = inventory.build(stack, StackPaths(stack.name))
+    backup = next(h.name for h in stack.hosts if "backup" in h.roles)
+    found = _variables(tmp_path, data, backup, S3_VARS)
+    key, secret = found.pop("backup_s3_key"), found.pop("backup_s3_key_secret")
+    assert len(key) == 20 and len(secret) == 40 and key != secret
+    assert found == {
+        "backup_repo_type": "posix", "backup_repo2_s3": True, "backup_offsite_copy": True,
+        "backup_s3_endpoint": stand_in, "backup_s3_bucket": "podium-offsite",
+        "backup_s3_region": "us-east-1",
+        "backup_s3_ca_file": f"{StackPaths(stack.name).secrets}/objectstore-tls/ca.crt",
+    }
+    # The stand-in creates the bucket the backup host pushes to.
+    assert _variables(tmp_path, data, stand_in, ["objectstore_buckets"]) == {
+        "objectstore_buckets": ["podium-offsite"]}
 
 
 def test_cloud_outputs_without_the_offsite_bucket_are_refused():

@@ -9,7 +9,7 @@ import yaml
 
 from kit.errors import PodiumError
 from kit.paths import STACKS_DIR
-from kit.stack import known_roles, load_stack, parse_stack
+from kit.stack import LAB_ONLY_ROLES, known_roles, load_stack, parse_stack, platform_roles
 
 
 def _parse(doc: dict, name: str = "trial"):
@@ -33,13 +33,13 @@ def test_local_stack_has_about_ten_hosts_covering_every_role():
     stack = load_stack("local")
     assert 9 <= len(stack.hosts) <= 12
     placed = {role for host in stack.hosts for role in host.roles}
-    assert placed == set(known_roles()) - {"common"}
+    assert placed == set(platform_roles())
 
 
 def test_local_mini_is_one_host_with_every_role():
     stack = load_stack("local-mini")
     assert len(stack.hosts) == 1
-    assert set(stack.hosts[0].roles) == set(known_roles()) - {"common"}
+    assert set(stack.hosts[0].roles) == set(platform_roles())
 
 
 def test_unknown_role_is_named_with_its_key(local_stack_doc):
@@ -180,3 +180,15 @@ def test_a_host_on_the_provider_load_balancers_address_is_refused():
     with pytest.raises(PodiumError, match=r"podium:hosts\[9\]\.address: 10\.20\.3\.254 is the "
                                           "provider load balancer's address"):
         parse_stack("scaleway", text, "Pulumi.scaleway.yaml")
+
+
+def test_lab_only_roles_are_known_and_refused_in_cloud_stacks():
+    assert set(LAB_ONLY_ROLES) <= set(known_roles())
+    doc = yaml.safe_load((STACKS_DIR / "Pulumi.hetzner.yaml").read_text())
+    assert _parse(doc, "hetzner").provider == "hcloud"
+    doc["config"]["podium:hosts"][0]["roles"] = ["objectstore"]
+    with pytest.raises(PodiumError) as caught:
+        _parse(doc, "hetzner")
+    message = caught.value.render()
+    assert "podium:hosts[0].roles" in message
+    assert "objectstore is a lab test double" in message

@@ -1,0 +1,171 @@
+"""The backup role's offsite copies (decision 0281): the repository host pushes the media
+copy and the encrypted secrets copies to the offsite bucket with rclone, keeps the bucket's
+key pair in a root-only file, and podium-backup-check fails when a push fails. pgBackRest's
+S3 repository (repo2 in a lab stack with an S3 stand-in) checks and holds a backup.
+
+Runs on the repository host (the backup group); reads the bucket with the host's own rclone
+configuration, so the same tests read a real provider's bucket. Skipped in stacks without an
+offsite bucket (no podium_offsite, no objectstore host): the local stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["ansible://backup"]
+
+CONFIG = "/etc/podium-offsite/rclone.conf"
+SCRIPT = "/usr/local/sbin/podium-offsite-copy"
+CHECK = "/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 999999999 " \
+        "--max-wal-age 999999999"
+PREFIX = "offsite:podium-offsite/podium-offsite"
+MEDIA_ORIGIN = "/srv/media"
+
+
+def _root(host, command: str, *args):
+    with host.sudo():
+        return host.run(command, *args)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offsite(inventory):
+    children = inventory["all"]["children"]
+    if not (children.get("objectstore") or {}).get("hosts") and \
+            not inventory["all"]["vars"].get("podium_offsite"):
+        pytest.skip("the stack has no offsite bucket (podium_offsite or an objectstore host)")
+
+
+@pytest.fixture(scope="module")
+def rclone(host):
+    """rclone on the repository host with its offsite configuration (and the stand-in's CA)."""
+    with host.sudo():
+        ca = host.file("/etc/pgbackrest/s3-ca.crt").exists
+    return f"rclone --config {CONFIG}" + (" --ca-cert /etc/pgbackrest/s3-ca.crt" if ca else "")
+
+
+def _push(host) -> str:
+    """Run the offsite push once; its journal (this run only)."""
+    result = _root(host, "systemctl start podium-offsite-copy.service")
+    log = _root(host, "journalctl -o cat --no-pager _SYSTEMD_INVOCATION_ID=$(systemctl show "
+                      "-p InvocationID --value podium-offsite-copy.service)").stdout
+    assert result.rc == 0, result.stderr + log
+    return log
+
+
+def test_stand_in_listens_on_its_private_address_only(inventory, pytestconfig):
+    names = list((inventory["all"]["children"].get("objectstore") or {}).get("hosts") or {})
+    if not names:
+        pytest.skip("no S3 stand-in: the bucket is at a provider")
+    stand_in = testinfra.get_host(f"ansible://{names[0]}",
+                                  ansible_inventory=pytestconfig.option.ansible_inventory)
+    address = inventory["all"]["hosts"][names[0]]["podium_private_address"]
+    assert stand_in.service("podium-objectstore").is_running
+    assert stand_in.socket(f"tcp://{address}:443").is_listening
+    assert not stand_in.socket("tcp://0.0.0.0:443").is_listening
+
+
+def test_bucket_key_pair_is_in_a_root_only_file(host):
+    conf = host.file(CONFIG)
+    with host.sudo():
+        assert conf.user == "root" and conf.group == "root"
+        assert conf.mode == 0o600
+        secret = next(line.split("=", 1)[1].strip() for line in conf.content_string.splitlines()
+                      if line.startswith("secret_access_key"))
+    assert secret
+    unit = _root(host, "systemctl cat podium-offsite-copy.service podium-offsite-copy.timer")
+    assert secret not in unit.stdout and secret not in host.file(SCRIPT).content_string
+
+
+def test_offsite_timer_is_enabled(host):
+    timer = host.service("podium-offsite-copy.timer")
+    assert timer.is_enabled and timer.is_running
+
+
+def test_s3_repository_checks_and_holds_a_full_backup(host):
+    conf = _root(host, "cat /etc/pgbackrest/pgbackrest.conf").stdout
+    repo = next(line.split("-")[0][4:] for line in conf.splitlines()
+                if line.endswith("-type=s3"))
+    with host.sudo("postgres"):
+        # check takes no --repo: it checks every repository, and says so per repository.
+        check = host.run("pgbackrest --stanza=podium check")
+        assert check.rc == 0, check.stdout + check.stderr
+        archived = [line for line in check.stdout.splitlines()
+                    if "successfully archived to" in line and line.endswith(f" on repo{repo}")]
+        assert archived, check.stdout
+        info = json.loads(host.check_output(
+            "pgbackrest --stanza=podium --repo=%s --output=json info", repo))[0]
+    assert info["status"]["code"] == 0, info["status"]
+    backups = [b for b in info["backup"] if b["database"]["repo-key"] == int(repo)]
+    assert any(b["type"] == "full" and not b["error"] for b in backups), backups
+
+
+def test_secrets_copies_are_in_the_bucket_unchanged(host, rclone):
+    _push(host)
+    # --one-way: every local file is in the bucket with the same MD5 (the bucket may hold
+    # older copies this host no longer has).
+    result = _root(host, f"{rclone} check --one-way /var/backups/podium-secrets/ "
+                         f"{PREFIX}/secrets/")
+    assert result.rc == 0, result.stdout + result.stderr
+    listed = _root(host, f"{rclone} lsf {PREFIX}/secrets/").stdout.split()
+    assert listed and all(n.startswith("secrets-") and n.endswith(".tar.age") for n in listed)
+
+
+def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(host, rclone,
+                                                                       pytestconfig, inventory):
+    names = list((inventory["all"]["children"].get("media") or {}).get("hosts") or {})
+    if not names:
+        pytest.skip("no media host: no media copy to push offsite")
+    media = testinfra.get_host(f"ansible://{names[0]}",
+                               ansible_inventory=pytestconfig.option.ansible_inventory)
+    name = f"offsitetest/{secrets.token_hex(8)}.bin"
+    data = secrets.token_bytes(32768)
+    with media.sudo():
+        media.run_test("install -d -o www-data -g www-data %s/offsitetest", MEDIA_ORIGIN)
+        media.run_test("printf %%s %s | base64 -d > %s/%s && chown www-data: %s/%s",
+                       base64.b64encode(data).decode(), MEDIA_ORIGIN, name,
+                       MEDIA_ORIGIN, name)
+    try:
+        with media.sudo():
+            pushed = media.run("systemctl start podium-media-copy.service")
+        assert pushed.rc == 0, pushed.stderr
+        first = _push(host)
+        assert f"{name}: Copied (new)" in first, first
+        got = _root(host, f"{rclone} md5sum {PREFIX}/media/current/{name}").stdout.split()
+        assert got and got[0] == hashlib.md5(data).hexdigest()
+        # Nothing changed: the next push sends nothing.
+        again = _push(host)
+        assert "Copied (" not in again, again
+        # Deleted at the origin (its folder stays: a push from an empty origin is refused):
+        # gone from the bucket's current/, kept under deleted/.
+        with media.sudo():
+            media.run_test("rm %s/%s", MEDIA_ORIGIN, name)
+            pushed = media.run("systemctl start podium-media-copy.service")
+        assert pushed.rc == 0, pushed.stderr
+        _push(host)
+        current = _root(host, f"{rclone} lsf -R {PREFIX}/media/current/").stdout.split()
+        assert name not in current
+        deleted = _root(host, f"{rclone} lsf -R {PREFIX}/media/deleted/").stdout.split()
+        assert any(path.endswith("/" + name) for path in deleted), deleted
+    finally:
+        with media.sudo():
+            media.run("rm -rf %s/offsitetest", MEDIA_ORIGIN)
+
+
+def test_a_failed_push_fails_the_backup_check_until_a_good_one(host):
+    # The environment overrides the remote's endpoint for this run only: nothing listens there.
+    broken = _root(host, f"RCLONE_CONFIG_OFFSITE_ENDPOINT=https://127.0.0.1:9 "
+                         f"RCLONE_LOW_LEVEL_RETRIES=1 RCLONE_RETRIES=1 {SCRIPT}")
+    assert broken.rc != 0
+    check = _root(host, CHECK)
+    assert check.rc == 1
+    assert "offsite copy: the last push failed" in check.stderr, check.stderr
+    _push(host)
+    check = _root(host, CHECK)
+    assert check.rc == 0, check.stdout + check.stderr
+    assert "ok: offsite copy" in check.stdout

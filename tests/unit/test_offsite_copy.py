@@ -1,0 +1,185 @@
+"""The backup role's offsite copies and second S3 repository (decision 0281), rendered
+without hosts: pgBackRest's configuration on the repository and PostgreSQL hosts, the push
+script, rclone's configuration, and the age check's verdict on the push's stamps."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_ansible_tree import _playbook
+from test_role_templates import _render, _template
+
+from kit.paths import REPO
+
+BACKUP = REPO / "roles" / "backup"
+S3 = {"backup_s3_endpoint": "s3stub1", "backup_s3_bucket": "podium-offsite",
+      "backup_s3_region": "us-east-1", "backup_s3_key": "KEY0123456789",
+      "backup_s3_key_secret": "SECRET-never-on-a-command-line"}
+COMMON = {"backup_repo_host": "localhost", "backup_postgres_hosts": ["db1", "db2"],
+          "backup_cipher_pass": "x" * 32, "backup_media_hosts": ["store1"],
+          "podium_private_address": "10.0.0.71", "ansible_managed": "managed"}
+
+
+def _render_backup(tmp_path: Path, overrides: dict, names: list[str]) -> dict[str, str]:
+    """The backup role's templates ``names`` (paths under templates/, without .j2) rendered
+    with the role's defaults and vars, COMMON, S3 and ``overrides``."""
+    _render(tmp_path, [BACKUP / "defaults" / "main.yml", BACKUP / "vars" / "main.yml"],
+            {**COMMON, **S3, **overrides},
+            [_template(BACKUP / "templates" / f"{n}.j2", tmp_path / Path(n).name) for n in names])
+    return {n: (tmp_path / Path(n).name).read_text() for n in names}
+
+
+CONF = "etc/pgbackrest/pgbackrest.conf"
+
+
+def test_repository_host_keeps_repo1_on_disk_and_repo2_in_the_bucket(tmp_path):
+    conf = _render_backup(tmp_path, {"backup_repo2_s3": True,
+                                     "backup_s3_ca_file": "/ctl/objectstore-tls/ca.crt"},
+                          [CONF])[CONF]
+    assert "repo1-path=/var/lib/pgbackrest" in conf and "repo1-type" not in conf
+    for line in ("repo2-type=s3", "repo2-s3-endpoint=s3stub1", "repo2-s3-bucket=podium-offsite",
+                 "repo2-s3-uri-style=path", "repo2-storage-ca-file=/etc/pgbackrest/s3-ca.crt",
+                 "repo2-cipher-type=aes-256-cbc", "repo1-cipher-type=aes-256-cbc",
+                 "repo2-retention-full=2"):
+        assert line in conf.splitlines(), line
+
+
+def test_cloud_repository_host_has_one_s3_repository_checked_with_system_cas(tmp_path):
+    conf = _render_backup(tmp_path, {"backup_repo_type": "s3"}, [CONF])[CONF]
+    assert "repo1-type=s3" in conf.splitlines()
+    assert "repo2-" not in conf and "storage-ca-file" not in conf
+
+
+def test_postgresql_hosts_reach_both_repositories_through_the_repository_host(tmp_path):
+    """WAL must reach repo2 too (a backup's archive check waits for it there); the PostgreSQL
+    hosts get no S3 key: the repository host's TLS server holds the storage settings."""
+    conf = _render_backup(tmp_path, {"backup_repo2_s3": True, "backup_repo_host": "backup1",
+                                     "backup_postgres_hosts": ["localhost"]}, [CONF])[CONF]
+    for n in (1, 2):
+        assert f"repo{n}-host=backup1" in conf.splitlines()
+        assert f"repo{n}-host-type=tls" in conf.splitlines()
+    assert S3["backup_s3_key_secret"] not in conf and "s3-bucket" not in conf
+
+
+@pytest.mark.parametrize("kind", ["full", "diff"])
+def test_scheduled_backups_go_to_every_repository(tmp_path, kind):
+    unit = f"etc/systemd/system/pgbackrest-{kind}.service"
+    for repo2, expected in ((False, [1]), (True, [1, 2])):
+        text = _render_backup(tmp_path, {"backup_repo2_s3": repo2}, [unit])[unit]
+        starts = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+        assert starts == [f"ExecStart=/usr/bin/pgbackrest --stanza=podium --repo={n} "
+                          f"--type={kind} backup" for n in expected]
+
+
+def test_weekly_verification_checks_every_repository(tmp_path):
+    unit = "etc/systemd/system/pgbackrest-verify.service"
+    text = _render_backup(tmp_path, {"backup_repo2_s3": True}, [unit])[unit]
+    starts = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    assert len(starts) == 2
+    for n, line in enumerate(starts, 1):
+        assert f"pgbackrest --stanza=podium --repo={n} verify" in line
+        assert 'grep -q "status: error"' in line
+
+
+def test_push_keeps_the_key_pair_in_rclones_configuration_only(tmp_path):
+    names = ["etc/podium-offsite/rclone.conf", "usr/local/sbin/podium-offsite-copy"]
+    out = _render_backup(tmp_path, {"backup_offsite_copy": True,
+                                    "backup_s3_ca_file": "/ctl/ca.crt"}, names)
+    conf, script = out[names[0]], out[names[1]]
+    assert "secret_access_key = SECRET-never-on-a-command-line" in conf
+    assert "endpoint = https://s3stub1" in conf and "force_path_style = true" in conf
+    assert S3["backup_s3_key_secret"] not in script and S3["backup_s3_key"] not in script
+    assert "--config /etc/podium-offsite/rclone.conf" in script
+    assert "--ca-cert /etc/pgbackrest/s3-ca.crt" in script
+    assert "offsite:podium-offsite/podium-offsite/media/current/" in script
+    assert "--max-delete 1000" in script
+    subprocess.run(["bash", "-n", str(tmp_path / "podium-offsite-copy")], check=True)
+
+
+def test_push_without_media_hosts_copies_only_the_secrets(tmp_path):
+    name = "usr/local/sbin/podium-offsite-copy"
+    script = _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_media_hosts": []},
+                            [name])[name]
+    assert "media/current" not in script.split("set -euo pipefail", 1)[1]
+    assert "/secrets/" in script and "--ca-cert" not in script
+
+
+@pytest.fixture
+def check(tmp_path):
+    """The rendered age check as a module, its offsite state folder in tmp_path/state."""
+    name = "usr/local/sbin/podium-backup-check"
+    _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_repo2_s3": True}, [name])
+    spec = importlib.util.spec_from_loader(
+        "podium_backup_check", importlib.machinery.SourceFileLoader(
+            "podium_backup_check", str(tmp_path / "podium-backup-check")))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.REPOS == [1, 2] and module.OFFSITE_STATE == "/var/lib/podium-offsite"
+    module.OFFSITE_STATE = str(tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    return module
+
+
+def _stamp(check, name: str, age: int, message: str = "msg") -> None:
+    Path(check.OFFSITE_STATE, name).write_text(f"{int(time.time()) - age} {message}\n")
+
+
+def test_check_fails_before_any_push(check):
+    assert check.offsite_problems(time.time(), 3600) == [
+        "offsite copy: no push has succeeded yet (podium-offsite-copy.service)"]
+
+
+def test_check_passes_after_a_recent_good_push(check):
+    _stamp(check, "last-success", 60)
+    _stamp(check, "last-failure", 600, "an older failure")
+    assert check.offsite_problems(time.time(), 3600) == []
+
+
+def test_a_good_push_in_the_same_second_as_a_failed_one_wins(check):
+    now = time.time()
+    Path(check.OFFSITE_STATE, "last-failure").write_text(f"{now - 0.6:.9f} it failed\n")
+    Path(check.OFFSITE_STATE, "last-success").write_text(f"{now - 0.2:.9f} pushed\n")
+    assert check.offsite_problems(now, 3600) == []
+
+
+def test_check_fails_at_once_when_the_last_push_failed(check):
+    _stamp(check, "last-success", 600)
+    _stamp(check, "last-failure", 5, "rclone sync of the media copy failed (exit 1)")
+    (problem,) = check.offsite_problems(time.time(), 3600)
+    assert "the last push failed" in problem and "rclone sync of the media copy" in problem
+
+
+def test_check_fails_when_the_last_good_push_is_too_old(check):
+    _stamp(check, "last-success", 7200)
+    (problem,) = check.offsite_problems(time.time(), 3600)
+    assert "7200 s old (limit 3600 s)" in problem
+
+
+def test_check_reports_each_repository(check, monkeypatch):
+    info = [{"backup": [
+        {"type": "full", "error": False, "timestamp": {"stop": 100}, "database": {"repo-key": 1}},
+        {"type": "incr", "error": False, "timestamp": {"stop": 300}, "database": {"repo-key": 1}},
+        {"type": "full", "error": True, "timestamp": {"stop": 400}, "database": {"repo-key": 2}},
+    ]}]
+    monkeypatch.setattr(check, "pgbackrest", lambda *args: info)
+    assert check.last_backups() == {1: {"full": 100, "incr": 300}, 2: {}}
+
+
+@pytest.mark.parametrize(("variables", "named"), [
+    ({"objectstore_listen_address": "0.0.0.0", "objectstore_tls_dir": "/tmp/x"},
+     "objectstore_listen_address"),
+    ({"objectstore_listen_address": "10.0.0.81", "objectstore_tls_dir": "/tmp/x",
+      "objectstore_buckets": ["Podium_Offsite"]}, "Podium_Offsite"),
+])
+def test_stand_in_rejects_bad_variables_before_changing_anything(tmp_path, variables, named):
+    plays = [{"name": "Apply objectstore with a bad variable", "hosts": "all",
+              "gather_facts": False, "vars": variables, "roles": ["objectstore"]}]
+    result, report = _playbook(tmp_path, plays)
+    assert result.returncode != 0
+    (failure,) = report["failures"]
+    assert named in failure["message"]
+    assert report["changed"] == []
