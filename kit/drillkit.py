@@ -203,31 +203,47 @@ def current_timeline(remote: Remote, primary: str) -> int:
     return int(name[:8], 16)
 
 
-def newest_backup_timeline(remote: Remote, backup: str) -> int | None:
-    """The timeline of the repository's newest backup (None: there is no backup)."""
+def newest_backup_timelines(remote: Remote, backup: str) -> dict[int, int | None]:
+    """Per pgBackRest repository (its key: 1, and 2 when the bucket is a second repository,
+    decision 0281), the timeline of its newest backup (None: it has none)."""
     info = json.loads(remote.run(
         backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
-    backups = info.get("backup", [])
-    return int(backups[-1]["archive"]["start"][:8], 16) if backups else None
+    keys = [repo["key"] for repo in info.get("repo", [])] or [1]
+    newest: dict[int, int | None] = dict.fromkeys(keys)
+    for entry in info.get("backup", []):  # oldest first
+        key = entry.get("database", {}).get("repo-key", 1)
+        newest[key] = int(entry["archive"]["start"][:8], 16)
+    return newest
+
+
+def newest_backup_timeline(remote: Remote, backup: str) -> int | None:
+    """The timeline of the oldest among the repositories' newest backups (None: a repository
+    has no backup): the timeline every repository has a backup on."""
+    newest = newest_backup_timelines(remote, backup).values()
+    return None if None in newest else min(newest)
 
 
 def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> str:
-    """Take an incremental backup when the newest backup is not on the primary's timeline.
+    """Take an incremental backup in each repository whose newest backup is not on the
+    primary's timeline.
 
     A promotion (failover, or the end of a restore) starts a new timeline. A restore of the
     newest backup replays WAL from that backup's timeline and must find a path of history
     files to the timeline it is asked for; after a restore to a past time, the newest backup
     sits on a branch the database has left. A backup on the current timeline makes the next
     restore start where the database is (the backup role does the same at every converge)."""
-    current, newest = current_timeline(remote, primary), newest_backup_timeline(remote, backup)
-    if newest == current:
+    current = current_timeline(remote, primary)
+    behind = {key: tl for key, tl in newest_backup_timelines(remote, backup).items()
+              if tl != current}
+    if not behind:
         return f"the newest backup is on timeline {current} already"
     began = time.monotonic()
-    remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --type=incr backup",
-               timeout=3600)
+    for key in behind:
+        remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} --repo={key} "
+                           "--type=incr backup", timeout=3600)
+    was = ", ".join(f"repo{key}: timeline {tl}" for key, tl in behind.items())
     return (f"took an incremental backup on timeline {current} in "
-            f"{fmt_seconds(time.monotonic() - began)} ({why}; the newest backup was on "
-            f"timeline {newest})")
+            f"{fmt_seconds(time.monotonic() - began)} ({why}; the newest backup was on {was})")
 
 
 def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tuple[str, bytes]:

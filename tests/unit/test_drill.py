@@ -109,12 +109,15 @@ class _FakeRemote:
 
     def __init__(self, walfile: str, backup_starts: list[str]):
         self.walfile, self.starts, self.commands = walfile, backup_starts, []
+        self.info = None  # pgBackRest's info entry, when a test gives the whole of it
 
     def psql(self, name, sql):
         return [[self.walfile]]
 
     def run(self, name, command, timeout=300):
         self.commands.append(command)
+        if self.info is not None:
+            return json.dumps([self.info])
         return json.dumps([{"backup": [{"archive": {"start": s}} for s in self.starts]}])
 
 
@@ -123,7 +126,28 @@ def test_a_backup_is_taken_when_the_newest_is_on_an_older_timeline():
                                                       "0000000A0000000000000020"])
     note = backup_new_timeline(remote, "backup1", "db2", "after the promotion")
     assert any("--type=incr backup" in c for c in remote.commands)
-    assert "timeline 11" in note and "was on timeline 10" in note
+    assert "timeline 11" in note and "was on repo1: timeline 10" in note
+
+
+def test_each_repository_behind_gets_its_own_backup():
+    # repo2 (the bucket) missed the new timeline; repo1 has it already.
+    remote = _FakeRemote("0000000B000000000000002A", [])
+    remote.info = {"repo": [{"key": 1}, {"key": 2}], "backup": [
+        {"archive": {"start": "0000000A0000000000000020"}, "database": {"repo-key": 2}},
+        {"archive": {"start": "0000000B0000000000000029"}, "database": {"repo-key": 1}}]}
+    note = backup_new_timeline(remote, "backup1", "db2", "after the promotion")
+    backups = [c for c in remote.commands if "--type=incr backup" in c]
+    assert len(backups) == 1 and "--repo=2 " in backups[0]
+    assert "repo2: timeline 10" in note and "repo1" not in note
+
+
+def test_a_repository_without_a_backup_gets_one():
+    remote = _FakeRemote("0000000B000000000000002A", [])
+    remote.info = {"repo": [{"key": 1}, {"key": 2}], "backup": [
+        {"archive": {"start": "0000000B0000000000000029"}, "database": {"repo-key": 1}}]}
+    backup_new_timeline(remote, "backup1", "db2", "after the promotion")
+    assert [c for c in remote.commands if "--type=incr backup" in c] == [
+        "sudo -u postgres pgbackrest --stanza=podium --repo=2 --type=incr backup"]
 
 
 def test_no_backup_is_taken_when_the_newest_is_on_the_current_timeline():
