@@ -186,4 +186,5 @@ def test_source_bucket_takes_the_lost_stack_s_own_key_pair():
         ("podium-lab-prova", "offsite1", "AKEY", "asecret")
     conf = bucket.rclone_conf()
     assert "access_key_id = AKEY" in conf and "endpoint = https://offsite1" in conf
-    assert bucket.path("podium-offsite", "secrets") == "lost:podium-lab-prova/podium-offsite/secrets"
+    assert bucket.path("podium-offsite", "secrets") == \
+        "lost:podium-lab-prova/podium-offsite/secrets"
