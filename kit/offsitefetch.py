@@ -3,8 +3,9 @@
 
 Everything runs on B's backup host with rclone (installed there by the backup role), against
 A's bucket with A's key pair. The key pair and the repository's passphrase travel over SSH on
-stdin into root-only files under RUN_DIR, never on a command line, and the folder is removed
-when the reading ends, failed or not.
+stdin into files under RUN_DIR (0711: the postgres user reaches its own 0700 subfolder but
+cannot list the folder or read root's 0600 rclone.conf), never on a command line, and the
+folder is removed when the reading ends, failed or not.
 
 What A's bucket holds (decision 0281): pgBackRest's repository under the repository path
 (``var/lib/pgbackrest/``: the same layout as on disk, so a copy of it is a posix
@@ -74,7 +75,7 @@ class BucketReader:
 
     def __enter__(self) -> BucketReader:
         run_with_input(self.remote, self.host,
-                       f"sudo install -d -m 0700 {RUN_DIR} && sudo sh -c 'umask 077 && "
+                       f"sudo install -d -m 0711 {RUN_DIR} && sudo sh -c 'umask 077 && "
                        f"cat > {RUN_DIR}/rclone.conf'", self.bucket.rclone_conf().encode())
         return self
 

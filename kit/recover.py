@@ -359,14 +359,23 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                   "media": f"{MEDIA_PARENT}/{MEDIA_DIR}.from-{source_name}-{stamp}"}
         with tl.step(f"Read {source_name}'s offsite bucket {bucket.bucket} from {backup} "
                      f"(into staging folders; nothing of {target_name}'s is replaced yet)"):
-            with BucketReader(remote, backup, bucket) as reader:
-                copy_name, blob = reader.newest_secrets_copy()
-                secrets_tar = decrypt_copy(blob, f"{copy_name} in {bucket.bucket}", paths_a)
-                repo_bytes = reader.copy_repository(staged["repo"])
-                info = repository_info(remote, backup, staged["repo"],
-                                       tar_member(secrets_tar, "pgbackrest-cipher").strip())
-                media_bytes = reader.copy_media(staged["media"]) if media else 0
-            backups = usable_backups(info, f"the repository in {bucket.bucket}", target_time)
+            try:
+                with BucketReader(remote, backup, bucket) as reader:
+                    copy_name, blob = reader.newest_secrets_copy()
+                    secrets_tar = decrypt_copy(blob, f"{copy_name} in {bucket.bucket}",
+                                               paths_a)
+                    repo_bytes = reader.copy_repository(staged["repo"])
+                    info = repository_info(remote, backup, staged["repo"],
+                                           tar_member(secrets_tar, "pgbackrest-cipher").strip())
+                    media_bytes = reader.copy_media(staged["media"]) if media else 0
+                backups = usable_backups(info, f"the repository in {bucket.bucket}",
+                                         target_time)
+            except BaseException:
+                # Nothing of B's was replaced: take the staging copies away again, so that a
+                # second attempt starts as clean as the first.
+                remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
+                           check=False)
+                raise
             tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; "
                     f"secrets copy {copy_name} decrypts; repository {repo_bytes / 1e6:.1f} MB, "
                     f"media copy {media_bytes / 1e6:.1f} MB; manifest "
