@@ -325,6 +325,13 @@ def _stop(backup: dict) -> str:
     return f"{dt.datetime.fromtimestamp(backup['timestamp']['stop'], dt.UTC):%H:%M:%S}"
 
 
+def pause_media_pushes(remote: Remote, media: list[str]) -> None:
+    """Stop the media hosts' push to the backup host (timer, and a push under way)."""
+    for host in media:
+        remote.run(host, "sudo systemctl stop podium-media-copy.timer "
+                         "podium-media-copy.service")
+
+
 def put_in_place(remote: Remote, host: str, staged: str, dest: str, stamp: str) -> None:
     """``staged`` becomes ``dest``; the old ``dest`` is kept as ``dest.before-recover-<stamp>``."""
     remote.run(host, f"sudo sh -c 'if [ -e {dest} ]; then mv {dest} "
@@ -378,7 +385,7 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                 raise
             tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; "
                     f"secrets copy {copy_name} decrypts; repository {repo_bytes / 1e6:.1f} MB, "
-                    f"media copy {media_bytes / 1e6:.1f} MB; manifest "
+                    f"media copy {media_bytes / 1e6:.2f} MB; manifest "
                     + ("recorded" if manifest else "NOT recorded (no verification)"))
     else:
         assert copy_from is not None
@@ -401,20 +408,15 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
             tl.note(note)
 
     if bucket is not None:
-        with tl.step(f"Put {source_name}'s repository and media copy in place on {backup}"):
+        with tl.step(f"Put {source_name}'s repository in place on {backup}"):
             put_in_place(remote, backup, staged["repo"], f"{REPO_PARENT}/{REPO_DIR}", stamp)
-            if media:
-                put_in_place(remote, backup, staged["media"], f"{MEDIA_PARENT}/{MEDIA_DIR}",
-                             stamp)
-            tl.note(f"{target_name}'s own kept as *.before-recover-{stamp}")
+            tl.note(f"{target_name}'s own kept as {REPO_PARENT}/{REPO_DIR}"
+                    f".before-recover-{stamp}")
     else:
-        with tl.step(f"Copy {source_name}'s encrypted repository and media copy to {backup}"):
+        with tl.step(f"Copy {source_name}'s encrypted repository to {backup}"):
             repo_bytes = copy_tree(remote_a, backup_a, remote, backup, REPO_PARENT, REPO_DIR,
                                    stamp)
-            media_bytes = copy_tree(remote_a, backup_a, remote, backup, MEDIA_PARENT,
-                                    MEDIA_DIR, stamp) if media else 0
-            tl.note(f"repository {repo_bytes / 1e6:.1f} MB, media copy "
-                    f"{media_bytes / 1e6:.1f} MB")
+            tl.note(f"repository {repo_bytes / 1e6:.1f} MB")
 
     with tl.step(f"Converge {target_name} with {source_name}'s secrets (repository left alone)"):
         run_playbook(paths, "playbooks/site.yml", "recover-converge",
@@ -433,8 +435,21 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'}"):
         rebuild_replicas(paths, groups, replicas)
 
-    with tl.step(f"Restore media on {', '.join(media) or '(no media host)'}"):
+    with tl.step(f"Restore media on {', '.join(media) or '(no media host)'} from "
+                 f"{source_name}'s copy ({target_name}'s own media pushes paused)"):
+        # B's media hosts push their origin to B's backup host on a timer, mirroring it: a
+        # push between putting A's copy in place and the restore would replace A's copy
+        # with B's media. Paused here, A's copy put in place, restored, pushes resumed.
+        pause_media_pushes(remote, media)
+        if bucket is not None and media:
+            put_in_place(remote, backup, staged["media"], f"{MEDIA_PARENT}/{MEDIA_DIR}", stamp)
+        else:
+            media_bytes = copy_tree(remote_a, backup_a, remote, backup, MEDIA_PARENT,
+                                    MEDIA_DIR, stamp) if media else 0
+            tl.note(f"media copy {media_bytes / 1e6:.2f} MB")
         restore_media(remote, media, tl, exact=True)
+        for host in media:
+            remote.run(host, "sudo systemctl start podium-media-copy.timer")
 
     with tl.step("Verify against the manifest recorded on the lost stack"):
         rows, matched, rpo = verify(remote, primary, media, manifest, target_time)
