@@ -280,6 +280,8 @@ def leftovers(stack_name: str, stack: Stack | None) -> list[str]:
         found.append(f"{paths.state} exists")
     if stack is not None and stack.lab is not None and host.bridge_exists(stack.lab.bridge):
         found.append(f"bridge {stack.lab.bridge} exists")
+    if (relay := labstore.relay_pid(stack_name)) is not None:
+        found.append(f"the offsite relay (socat, pid {relay}) still runs")
     marker = str(MACHINES_ROOT / stack_name).encode()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():

@@ -110,9 +110,10 @@ def relay_pid(client: str) -> int | None:
     return pid if cmdline and cmdline[0].endswith(b"socat") else None
 
 
-def _relay_args(listen: str, target: str) -> list[str]:
-    return ["socat", f"TCP4-LISTEN:{PORT},bind={listen},reuseaddr,fork",
-            f"TCP4:{target}:{PORT},connect-timeout=10"]
+def _relay_args(listen: str, target: str, port: int = PORT,
+                target_port: int = PORT) -> list[str]:
+    return ["socat", f"TCP4-LISTEN:{port},bind={listen},reuseaddr,fork",
+            f"TCP4:{target}:{target_port},connect-timeout=10"]
 
 
 def ensure_relay(stack: Stack, note) -> None:
