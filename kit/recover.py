@@ -536,7 +536,8 @@ def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto
         f"| repository check and backup on the new timeline | {backup_after} |",
         *([f"| `{source}` lost (hosts destroyed) | "
            f"{dt.datetime.fromtimestamp(lost['lost_at'], dt.UTC):%H:%M:%S} UTC: "
-           f"{', '.join(lost['destroyed'])}; kept {', '.join(lost['kept'])} |"] if lost else []),
+           f"{', '.join(lost['destroyed'])}; kept {', '.join(lost['kept']) or 'nothing'} |"]
+          if lost else []),
         "", "## Timeline", "", *timeline_chart(tl, marks), "",
         "## Manifest", "",
         (f"Recorded on `{source}` while it was alive (`./podium recover --record-manifest`): "
