@@ -189,8 +189,9 @@ def test_a_failed_push_fails_the_backup_check_and_shows_in_the_metrics_until_a_g
 
 
 def test_node_exporter_serves_the_offsite_figures_once(host, host_vars):
-    """The push's former file is gone (the same series in two files is a textfile error) and
-    node_exporter serves the check's figures."""
+    """The push's former file is gone (with the same series in two textfiles node_exporter
+    logs a gathering error and serves one of them) and node_exporter serves the check's
+    figures."""
     assert not host.file("/var/lib/prometheus/node-exporter/podium_offsite_copy.prom").exists
     _offsite_figures(host)
     url = f"http://{host_vars['podium_private_address']}:9100/metrics"
