@@ -249,11 +249,7 @@ def backup_new_timeline(remote: Remote, backup: str, primary: str, why: str) -> 
 def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tuple[str, bytes]:
     """The newest secrets copy on the stack's backup host, decrypted with the stack's operator
     identity (``<secrets>-backup-identity.txt``): (its name, the tar)."""
-    identity = Path(f"{paths.secrets}-backup-identity.txt")
-    if not identity.is_file():
-        raise PodiumError(f"the age identity {shown(identity)} of '{paths.stack}' is missing: "
-                          "its secrets copy cannot be read",
-                          "put the operator's identity back there from where it is kept")
+    identity_file(paths)  # missing: say so before reading anything
     newest = remote.run(backup, f"sudo sh -c 'ls -t {SECRETS_COPIES}/*.tar.age 2>/dev/null "
                                 "| head -1'").strip()
     if not newest:
@@ -261,12 +257,27 @@ def decrypt_secrets_copy(remote: Remote, backup: str, paths: StackPaths) -> tupl
                           f"({SECRETS_COPIES}/)", "converge the stack: the backup role copies the "
                           "secrets folder there; without a copy the identity cannot be restored")
     blob = remote.read_bytes(backup, f"sudo cat {shlex.quote(newest)}")
+    return Path(newest).name, decrypt_copy(blob, f"{newest} on {backup}", paths)
+
+
+def identity_file(paths: StackPaths) -> Path:
+    identity = Path(f"{paths.secrets}-backup-identity.txt")
+    if not identity.is_file():
+        raise PodiumError(f"the age identity {shown(identity)} of '{paths.stack}' is missing: "
+                          "its secrets copy cannot be read",
+                          "put the operator's identity back there from where it is kept")
+    return identity
+
+
+def decrypt_copy(blob: bytes, where: str, paths: StackPaths) -> bytes:
+    """An age-encrypted secrets copy of stack ``paths.stack`` (read from ``where``) as a tar."""
+    identity = identity_file(paths)
     plain = subprocess.run(["age", "-d", "-i", str(identity)], input=blob, capture_output=True,
                            check=False)
     if plain.returncode != 0:
-        raise PodiumError(f"the secrets copy {newest} on {backup} does not decrypt with "
-                          f"{shown(identity)}", detail=plain.stderr.decode(errors="replace"))
-    return Path(newest).name, plain.stdout
+        raise PodiumError(f"the secrets copy {where} does not decrypt with {shown(identity)}",
+                          detail=plain.stderr.decode(errors="replace"))
+    return plain.stdout
 
 
 # ---------------------------------------------------------------- the platform's API

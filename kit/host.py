@@ -20,6 +20,7 @@ HOST_PACKAGES = [
     "systemd-container",  # systemd-nspawn
     "mmdebstrap",  # builds the base image
     "apt-cacher-ng",  # the guests' apt proxy
+    "socat",  # the relay to another stack's offsite store (kit/labstore.py)
     "openssh-client",
     "iproute2",
     "util-linux",

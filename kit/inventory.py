@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kit import dns_records, providers
+from kit import dns_records, labstore, providers
 from kit.errors import PodiumError
 from kit.paths import StackPaths
 from kit.stack import Stack, role_ports
@@ -86,6 +86,8 @@ def build(stack: Stack, paths: StackPaths, lab_public_key: str | None = None,
                                                dns_records.ptr_records(stack, private)],
                 # Where the backups go beside the backup host: {} in the lab.
                 "podium_offsite": _offsite(stack, offsite_bucket),
+                # The lab's S3 stand-in for that bucket, own or another stack's ({} if none).
+                "podium_lab_store": labstore.inventory_vars(stack),
                 # The stack's state folder on the controller (exports such as the lab CA's root).
                 "podium_state_dir": str(paths.state.resolve()),
                 # Where roles keep generated secrets on the controller (see

@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kit import aptproxy, host, image, inventory, ssh
+from kit import aptproxy, host, image, inventory, labstore, ssh
 from kit.ansible import VENV_BIN, run_playbook, venv_env
 from kit.console import Progress, fmt_seconds, table
 from kit.errors import PodiumError
@@ -73,6 +73,7 @@ def up(stack_name: str, run_tests: bool = True) -> None:
         aptproxy.ensure([*active_bridge_gateways(), stack.gateway], progress.note)
         aptproxy.check(stack.gateway, stack.lab.suite)
         progress.note(f"apt proxy answers at {aptproxy.url(stack.gateway)}")
+        labstore.ensure_relay(stack, progress.note)
 
     with progress.step(f"Build or reuse the Debian {stack.lab.suite} base image"):
         base = image.ensure_image(stack.lab.suite, progress.note)
@@ -254,6 +255,7 @@ def down(stack_name: str) -> None:
             list(pool.map(Machine.remove, machines))
     if paths.machines.exists():
         shutil.rmtree(paths.machines)
+    labstore.stop_relay(stack_name)
     if stack is not None and stack.lab is not None:
         host.remove_bridge(stack.lab.bridge)
     if paths.state.exists():
@@ -278,6 +280,8 @@ def leftovers(stack_name: str, stack: Stack | None) -> list[str]:
         found.append(f"{paths.state} exists")
     if stack is not None and stack.lab is not None and host.bridge_exists(stack.lab.bridge):
         found.append(f"bridge {stack.lab.bridge} exists")
+    if (relay := labstore.relay_pid(stack_name)) is not None:
+        found.append(f"the offsite relay (socat, pid {relay}) still runs")
     marker = str(MACHINES_ROOT / stack_name).encode()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():

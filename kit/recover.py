@@ -27,7 +27,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from kit import lab
+from kit import lab, labstore
 from kit.ansible import run_playbook
 from kit.console import fmt_seconds
 from kit.drill import (
@@ -50,6 +50,7 @@ from kit.drillkit import (
     backup_new_timeline,
     check_drill_stack,
     configured_primary,
+    decrypt_copy,
     decrypt_secrets_copy,
     parse_target,
     publisher,
@@ -58,6 +59,7 @@ from kit.drillkit import (
 )
 from kit.errors import PodiumError
 from kit.machines import Machine
+from kit.offsitefetch import REPO_PREFIX, Bucket, BucketReader, move_prefix, repository_info
 from kit.paths import StackPaths, shown
 from kit.stack import Stack, load_stack
 
@@ -65,7 +67,8 @@ MANIFEST_FILE = "recover-manifest.json"
 LOST_FILE = "recover-source-lost.json"
 # Secrets bound to the stack's own hosts, which B keeps: pgBackRest's CA and host
 # certificates name B's hosts and addresses. Everything else is A's identity.
-HOST_BOUND_SECRETS = ("pgbackrest-tls",)
+# B's bucket keys (a lab store, decision 0282) are B's as well: its bucket is its own.
+HOST_BOUND_SECRETS = ("pgbackrest-tls", "objectstore-key", "objectstore-secret")
 REPO_PARENT, REPO_DIR = "/var/lib", "pgbackrest"
 MEDIA_PARENT, MEDIA_DIR = "/var/backups/podium-media", "current"
 
@@ -92,6 +95,14 @@ def check_pair(target: Stack, source: Stack, allow_cloud: bool) -> None:
                 "follow the plain commands in docs/runbooks/cross-provider-recovery.md")
     check_drill_stack(target, allow_cloud, RESTORE_NEEDS)
     check_drill_stack(source, allow_cloud, {"backup": 1})
+    source_store, target_store = labstore.store_of(source), labstore.store_of(target)
+    if source_store is not None and (target_store is None or
+                                     target_store.stack.name != source_store.stack.name):
+        raise PodiumError(
+            f"'{source.name}' keeps its offsite copies in stack '{source_store.stack.name}' "
+            f"(lab.offsite_store), which '{target.name}' does not reach",
+            f"give infra/stacks/Pulumi.{target.name}.yaml lab.offsite_store: "
+            f"{source_store.stack.name}, then ./podium up --stack {target.name}")
 
 
 def load_pair(target_name: str, source_name: str, allow_cloud: bool) -> tuple[Stack, Stack]:
@@ -164,6 +175,8 @@ def record_manifest(target_name: str, source_name: str, allow_cloud: bool) -> Pa
     remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
     for host in media:
         remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
+    if labstore.inventory_vars(stack):  # and from the backup host on to the bucket
+        remote.run(backup, "sudo systemctl start podium-offsite-copy.service", timeout=900)
     (paths.state / LOST_FILE).unlink(missing_ok=True)  # from an earlier loss of A
     path = manifest_path(source_name)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -182,16 +195,26 @@ def origin_manifest(remote: Remote, media: list[str]) -> dict[str, dict]:
 
 
 def lose_source(target_name: str, source_name: str) -> list[str]:
-    """Lab: destroy every host of A except its backup hosts (the offsite store)."""
-    load_pair(target_name, source_name, allow_cloud=False)
-    stack, paths, _ = source_backup(source_name)
-    keep = stack.groups()["backup"]
+    """Lab: destroy every host of A except its backup hosts, which stand for the offsite
+    store; or every host, backup hosts too, when A's copies are in another stack's bucket."""
+    _, source = load_pair(target_name, source_name, allow_cloud=False)
+    if labstore.store_of(source) is not None:
+        stack, paths = lab._load_state(source_name), StackPaths(source_name)
+        if stack is None:
+            raise PodiumError(f"stack '{source_name}' is not up here: nothing to lose",
+                              f"./podium up --stack {source_name} first")
+        keep = []
+    else:
+        stack, paths, _ = source_backup(source_name)
+        keep = stack.groups()["backup"]
     gone = [h.name for h in stack.hosts if h.name not in keep]
     lab.destroy(stack, paths, gone)
     (paths.state / LOST_FILE).write_text(json.dumps({"lost_at": time.time(), "destroyed": gone,
                                                      "kept": keep}) + "\n")
-    print(f"{source_name}: destroyed {', '.join(gone)}; kept {', '.join(keep)} "
-          "(the offsite store)")
+    print(f"{source_name}: destroyed {', '.join(gone)}; "
+          + (f"kept {', '.join(keep)} (the offsite store)" if keep else
+             f"its offsite copies are in the bucket {labstore.bucket(source)} of stack "
+             f"{source.lab.offsite_store}" if source.lab else ""))
     return gone
 
 
@@ -257,15 +280,76 @@ def _ssh(remote: Remote, host: str) -> list[str]:
             f"{remote.stack.admin.user}@{remote.host(host).address}"]
 
 
+# ---------------------------------------------------------------- A's bucket (decision 0282)
+
+def source_bucket(source: Stack, paths_a: StackPaths) -> Bucket:
+    """A's bucket in its lab store, with A's key pair from the controller (in production the
+    operator holds it apart from the lost provider, as the age identity)."""
+    store = labstore.store_of(source)
+    assert store is not None
+    keys = []
+    for name in ("objectstore-key", "objectstore-secret"):
+        path = paths_a.secrets / name
+        if not path.is_file():
+            raise PodiumError(f"{shown(path)} (the key of {source.name}'s offsite bucket) is "
+                              "missing: the bucket cannot be read",
+                              "put it back from where the operator keeps it")
+        keys.append(path.read_text().strip())
+    return Bucket(store.endpoint, labstore.bucket(source), labstore.REGION, keys[0], keys[1])
+
+
+def tar_member(tar_bytes: bytes, name: str) -> str:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            if member.name.removeprefix("./") == name and member.isfile():
+                data = tar.extractfile(member)
+                return data.read().decode() if data else ""
+    raise PodiumError(f"the secrets copy has no {name}: the repository cannot be read")
+
+
+def usable_backups(info: dict, where: str, target_time: dt.datetime | None) -> list[dict]:
+    """The backups of ``pgbackrest info``; refused when there is none, or ``--to`` is
+    before the oldest one's end."""
+    backups = info.get("backup", [])
+    if info["status"]["code"] != 0 or not backups:
+        raise PodiumError(f"{where} has no usable backup ({info['status']['message']})")
+    oldest = dt.datetime.fromtimestamp(backups[0]["timestamp"]["stop"], dt.UTC)
+    if target_time is not None and target_time < oldest:
+        raise PodiumError(f"--to {target_time.isoformat()} is before the oldest backup's "
+                          f"end ({oldest.isoformat()}): nothing to restore it from",
+                          f"choose a time after {oldest.isoformat()}")
+    return backups
+
+
+def _stop(backup: dict) -> str:
+    return f"{dt.datetime.fromtimestamp(backup['timestamp']['stop'], dt.UTC):%H:%M:%S}"
+
+
+def pause_media_pushes(remote: Remote, media: list[str]) -> None:
+    """Stop the media hosts' push to the backup host (timer, and a push under way)."""
+    for host in media:
+        remote.run(host, "sudo systemctl stop podium-media-copy.timer "
+                         "podium-media-copy.service")
+
+
+def put_in_place(remote: Remote, host: str, staged: str, dest: str, stamp: str) -> None:
+    """``staged`` becomes ``dest``; the old ``dest`` is kept as ``dest.before-recover-<stamp>``."""
+    remote.run(host, f"sudo sh -c 'if [ -e {dest} ]; then mv {dest} "
+                     f"{dest}.before-recover-{stamp}; fi && mv {staged} {dest}'")
+
+
 # ---------------------------------------------------------------- the recovery
 
 def recover(target_name: str, source_name: str, to: str | None, allow_cloud: bool) -> Result:
     target_time = parse_target(to) if to else None  # refused before anything is looked at
-    load_pair(target_name, source_name, allow_cloud)
+    _, source = load_pair(target_name, source_name, allow_cloud)
     manifest = read_manifest(source_name)
-    stack_a, paths_a, backup_a = source_backup(source_name)
+    from_bucket = labstore.store_of(source) is not None
+    paths_a = StackPaths(source_name)
+    bucket = source_bucket(source, paths_a) if from_bucket else None
+    copy_from = None if from_bucket else source_backup(source_name)
     stack, paths = load_up_stack(target_name, allow_cloud, RESTORE_NEEDS)
-    remote_a, remote = Remote(stack_a, paths_a), Remote(stack, paths)
+    remote = Remote(stack, paths)
     groups = stack.groups()
     primary = configured_primary(stack, paths)
     replicas = [h for h in groups["postgres"] if h != primary]
@@ -277,35 +361,62 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     marks: dict[str, float] = {"recovery began": started}
     findings: list[str] = []
 
-    with tl.step(f"Check {source_name}'s offsite copy on {backup_a} (nothing is touched yet)"):
-        info = json.loads(remote_a.run(
-            backup_a, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
-        backups = info.get("backup", [])
-        if info["status"]["code"] != 0 or not backups:
-            raise PodiumError(f"the repository on {backup_a} ({source_name}) has no usable "
-                              f"backup ({info['status']['message']})")
-        oldest = dt.datetime.fromtimestamp(backups[0]["timestamp"]["stop"], dt.UTC)
-        if target_time is not None and target_time < oldest:
-            raise PodiumError(f"--to {target_time.isoformat()} is before the oldest backup's "
-                              f"end ({oldest.isoformat()}): nothing to restore it from",
-                              f"choose a time after {oldest.isoformat()}")
-        copy_name, secrets_tar = decrypt_secrets_copy(remote_a, backup_a, paths_a)
-        tl.note(f"{len(backups)} backup(s), newest ended "
-                f"{dt.datetime.fromtimestamp(backups[-1]['timestamp']['stop'], dt.UTC):%H:%M:%S}"
-                f" UTC; secrets copy {copy_name} decrypts; manifest "
-                + ("recorded" if manifest else "NOT recorded (no verification)"))
+    if bucket is not None:
+        staged = {"repo": f"{REPO_PARENT}/{REPO_DIR}.from-{source_name}-{stamp}",
+                  "media": f"{MEDIA_PARENT}/{MEDIA_DIR}.from-{source_name}-{stamp}"}
+        with tl.step(f"Read {source_name}'s offsite bucket {bucket.bucket} from {backup} "
+                     f"(into staging folders; nothing of {target_name}'s is replaced yet)"):
+            try:
+                with BucketReader(remote, backup, bucket) as reader:
+                    copy_name, blob = reader.newest_secrets_copy()
+                    secrets_tar = decrypt_copy(blob, f"{copy_name} in {bucket.bucket}",
+                                               paths_a)
+                    repo_bytes = reader.copy_repository(staged["repo"])
+                    info = repository_info(remote, backup, staged["repo"],
+                                           tar_member(secrets_tar, "pgbackrest-cipher").strip())
+                    media_bytes = reader.copy_media(staged["media"]) if media else 0
+                backups = usable_backups(info, f"the repository in {bucket.bucket}",
+                                         target_time)
+            except BaseException:
+                # Nothing of B's was replaced: take the staging copies away again, so that a
+                # second attempt starts as clean as the first.
+                remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
+                           check=False)
+                raise
+            tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; "
+                    f"secrets copy {copy_name} decrypts; repository {repo_bytes / 1e6:.1f} MB, "
+                    f"media copy {media_bytes / 1e6:.2f} MB; manifest "
+                    + ("recorded" if manifest else "NOT recorded (no verification)"))
+    else:
+        assert copy_from is not None
+        stack_a, paths_a, backup_a = copy_from
+        remote_a = Remote(stack_a, paths_a)
+        with tl.step(f"Check {source_name}'s offsite copy on {backup_a} (nothing is touched "
+                     "yet)"):
+            info = json.loads(remote_a.run(
+                backup_a, f"sudo -u postgres pgbackrest --stanza={STANZA} --output=json info"))[0]
+            backups = usable_backups(info, f"the repository on {backup_a} ({source_name})",
+                                     target_time)
+            copy_name, secrets_tar = decrypt_secrets_copy(remote_a, backup_a, paths_a)
+            tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; secrets "
+                    f"copy {copy_name} decrypts; manifest "
+                    + ("recorded" if manifest else "NOT recorded (no verification)"))
 
     with tl.step(f"Take {source_name}'s identity: its secrets into {target_name}'s folder"):
         findings += adopt_secrets(secrets_tar, paths, stamp)
         for note in findings[-2:]:
             tl.note(note)
 
-    with tl.step(f"Copy {source_name}'s encrypted repository and media copy to {backup}"):
-        repo_bytes = copy_tree(remote_a, backup_a, remote, backup, REPO_PARENT, REPO_DIR,
-                               stamp)
-        media_bytes = copy_tree(remote_a, backup_a, remote, backup, MEDIA_PARENT, MEDIA_DIR,
-                                stamp) if media else 0
-        tl.note(f"repository {repo_bytes / 1e6:.1f} MB, media copy {media_bytes / 1e6:.1f} MB")
+    if bucket is not None:
+        with tl.step(f"Put {source_name}'s repository in place on {backup}"):
+            put_in_place(remote, backup, staged["repo"], f"{REPO_PARENT}/{REPO_DIR}", stamp)
+            tl.note(f"{target_name}'s own kept as {REPO_PARENT}/{REPO_DIR}"
+                    f".before-recover-{stamp}")
+    else:
+        with tl.step(f"Copy {source_name}'s encrypted repository to {backup}"):
+            repo_bytes = copy_tree(remote_a, backup_a, remote, backup, REPO_PARENT, REPO_DIR,
+                                   stamp)
+            tl.note(f"repository {repo_bytes / 1e6:.1f} MB")
 
     with tl.step(f"Converge {target_name} with {source_name}'s secrets (repository left alone)"):
         run_playbook(paths, "playbooks/site.yml", "recover-converge",
@@ -314,12 +425,31 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     with tl.step(f"Restore the database on {primary} from {source_name}'s repository "
                  f"({'to ' + target_time.isoformat() if target_time else 'latest'})"):
         restore_database(remote, primary, target_time)
+        own = labstore.inventory_vars(stack)
+        if own:  # B's bucket holds B's old database's backups: kept, out of the way
+            move_prefix(remote, backup, f"{own['bucket']}/{REPO_PREFIX}",
+                        f"{own['bucket']}/before-recover-{stamp}/{REPO_PREFIX}")
+            tl.note(f"{own['bucket']}/{REPO_PREFIX} in {target_name}'s bucket set aside as "
+                    f"before-recover-{stamp}/")
 
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'}"):
         rebuild_replicas(paths, groups, replicas)
 
-    with tl.step(f"Restore media on {', '.join(media) or '(no media host)'}"):
+    with tl.step(f"Restore media on {', '.join(media) or '(no media host)'} from "
+                 f"{source_name}'s copy ({target_name}'s own media pushes paused)"):
+        # B's media hosts push their origin to B's backup host on a timer, mirroring it: a
+        # push between putting A's copy in place and the restore would replace A's copy
+        # with B's media. Paused here, A's copy put in place, restored, pushes resumed.
+        pause_media_pushes(remote, media)
+        if bucket is not None and media:
+            put_in_place(remote, backup, staged["media"], f"{MEDIA_PARENT}/{MEDIA_DIR}", stamp)
+        else:
+            media_bytes = copy_tree(remote_a, backup_a, remote, backup, MEDIA_PARENT,
+                                    MEDIA_DIR, stamp) if media else 0
+            tl.note(f"media copy {media_bytes / 1e6:.2f} MB")
         restore_media(remote, media, tl, exact=True)
+        for host in media:
+            remote.run(host, "sudo systemctl start podium-media-copy.timer")
 
     with tl.step("Verify against the manifest recorded on the lost stack"):
         rows, matched, rpo = verify(remote, primary, media, manifest, target_time)
@@ -420,8 +550,23 @@ def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto
            *(f"| {' | '.join(r)} |" for r in rows), ""] if rows else []),
         "## Identity and copies", "", *(f"- {n}" for n in findings), "",
         f"Smoke: {smoke_text}", "",
-        "Lab only: the backup host of the lost stack stands for the offsite store. In cloud "
-        "stacks pgBackRest's repository is in the offsite bucket at the other company, but "
-        "the media and secrets copies are still only on the lost stack's own backup host "
-        "(docs/runbooks/cross-provider-recovery.md, decision 0280).",
+        where_from(source),
     ]
+
+
+def where_from(source: str) -> str:
+    """What stood for the offsite copy in this recovery, said plainly."""
+    store = labstore.store_of(load_stack(source))
+    if store is not None:
+        return (f"Read from the offsite bucket: every host of `{source}` was destroyed, its "
+                f"backup host too, and the repository, media copy and secrets copy came from "
+                f"its bucket `{labstore.bucket(load_stack(source))}` in the lab store "
+                f"`{store.stack.name}`, a third stack standing for object storage at another "
+                "company (decision 0282). Not shown here: a provider's bucket, its keys and "
+                "the network path between two companies (docs/runbooks/"
+                "cross-provider-recovery.md).")
+    return ("Lab only: the backup host of the lost stack stood for the offsite store and was "
+            "copied from. Stacks with an offsite bucket (`lab.offsite_store` in the lab, "
+            "`podium:offsite` in the cloud) are recovered from the bucket instead (decision "
+            "0282); `./podium recover` does not drive cloud stacks yet "
+            "(docs/runbooks/cross-provider-recovery.md).")

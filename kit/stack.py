@@ -151,6 +151,9 @@ class Lab(Strict):
 
     bridge: str = Field(pattern=BRIDGE.pattern)
     suite: Literal["trixie", "bookworm"] = "trixie"
+    # Another lab stack whose objectstore host stands for the offsite bucket at another
+    # company (decision 0282): the backups and copies then outlive every host of this stack.
+    offsite_store: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
 
 
 class Offsite(Strict):
@@ -250,6 +253,14 @@ class Stack(Strict):
                                  f"{', '.join(proxies)} still has it")
         if self.provider == "local" and self.lab is None:
             raise ValueError("lab: required when provider is 'local' (bridge name and suite)")
+        if self.lab is not None and self.lab.offsite_store is not None:
+            if self.lab.offsite_store == self.name:
+                raise ValueError("lab.offsite_store: names this stack itself; the store is "
+                                 "another lab stack (one with an objectstore host)")
+            own = [h.name for h in self.hosts if "objectstore" in h.roles]
+            if own:
+                raise ValueError(f"lab.offsite_store: the stack has its own objectstore host "
+                                 f"({', '.join(own)}); use one or the other")
         if self.provider != "local":
             if self.lab is not None:
                 raise ValueError(f"lab: only for provider 'local', not '{self.provider}'")

@@ -26,7 +26,6 @@ CONFIG = "/etc/podium-offsite/rclone.conf"
 SCRIPT = "/usr/local/sbin/podium-offsite-copy"
 CHECK = "/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 999999999 " \
         "--max-wal-age 999999999"
-PREFIX = "offsite:podium-offsite/podium-offsite"
 MEDIA_ORIGIN = "/srv/media"
 
 
@@ -37,10 +36,21 @@ def _root(host, command: str, *args):
 
 @pytest.fixture(scope="module", autouse=True)
 def offsite(inventory):
-    children = inventory["all"]["children"]
-    if not (children.get("objectstore") or {}).get("hosts") and \
-            not inventory["all"]["vars"].get("podium_offsite"):
-        pytest.skip("the stack has no offsite bucket (podium_offsite or an objectstore host)")
+    if not _bucket(inventory):
+        pytest.skip("the stack has no offsite bucket (podium_offsite, or podium_lab_store: an "
+                    "objectstore host of its own or another stack's)")
+
+
+def _bucket(inventory) -> str:
+    variables = inventory["all"]["vars"]
+    where = variables.get("podium_offsite") or variables.get("podium_lab_store") or {}
+    return where.get("bucket", "")
+
+
+@pytest.fixture(scope="module")
+def prefix(inventory) -> str:
+    """The offsite copies' prefix in this stack's bucket (the backup role's defaults)."""
+    return f"offsite:{_bucket(inventory)}/podium-offsite"
 
 
 @pytest.fixture(scope="module")
@@ -107,19 +117,19 @@ def test_s3_repository_checks_and_holds_a_full_backup(host):
     assert any(b["type"] == "full" and not b["error"] for b in backups), backups
 
 
-def test_secrets_copies_are_in_the_bucket_unchanged(host, rclone):
+def test_secrets_copies_are_in_the_bucket_unchanged(host, rclone, prefix):
     _push(host)
     # --one-way: every local file is in the bucket with the same MD5 (the bucket may hold
     # older copies this host no longer has).
     result = _root(host, f"{rclone} check --one-way /var/backups/podium-secrets/ "
-                         f"{PREFIX}/secrets/")
+                         f"{prefix}/secrets/")
     assert result.rc == 0, result.stdout + result.stderr
-    listed = _root(host, f"{rclone} lsf {PREFIX}/secrets/").stdout.split()
+    listed = _root(host, f"{rclone} lsf {prefix}/secrets/").stdout.split()
     assert listed and all(n.startswith("secrets-") and n.endswith(".tar.age") for n in listed)
 
 
-def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(host, rclone,
-                                                                       pytestconfig, inventory):
+def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(
+        host, rclone, pytestconfig, inventory, prefix):
     names = list((inventory["all"]["children"].get("media") or {}).get("hosts") or {})
     if not names:
         pytest.skip("no media host: no media copy to push offsite")
@@ -138,7 +148,7 @@ def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(host, rcl
         assert pushed.rc == 0, pushed.stderr
         first = _push(host)
         assert f"{name}: Copied (new)" in first, first
-        got = _root(host, f"{rclone} md5sum {PREFIX}/media/current/{name}").stdout.split()
+        got = _root(host, f"{rclone} md5sum {prefix}/media/current/{name}").stdout.split()
         assert got and got[0] == hashlib.md5(data).hexdigest()
         # Nothing changed: the next push sends nothing.
         again = _push(host)
@@ -150,9 +160,9 @@ def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(host, rcl
             pushed = media.run("systemctl start podium-media-copy.service")
         assert pushed.rc == 0, pushed.stderr
         _push(host)
-        current = _root(host, f"{rclone} lsf -R {PREFIX}/media/current/").stdout.split()
+        current = _root(host, f"{rclone} lsf -R {prefix}/media/current/").stdout.split()
         assert name not in current
-        deleted = _root(host, f"{rclone} lsf -R {PREFIX}/media/deleted/").stdout.split()
+        deleted = _root(host, f"{rclone} lsf -R {prefix}/media/deleted/").stdout.split()
         assert any(path.endswith("/" + name) for path in deleted), deleted
     finally:
         with media.sudo():

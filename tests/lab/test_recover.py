@@ -1,10 +1,13 @@
 """Cross-provider recovery (`./podium recover`, issue 9) end to end on two lab stacks.
 
-Records the manifest of the source stack (A, default lab-prova), destroys every host of A but
-its backup host (the offsite store), recovers into B (default lab-provb) and checks that the
-manifest matches, the smoke test passed with a token made at A, RPO is 0 for what the
-manifest held, and the report has RTO, RPO and the timeline. Destructive for A and about 5
-minutes after both stacks are up (8 minutes each), so it runs only when asked, e.g.
+Records the manifest of the source stack (A, default lab-prova), destroys A, recovers into B
+(default lab-provb) and checks that the manifest matches, the smoke test passed with a token
+made at A, RPO is 0 for what the manifest held, and the report has RTO, RPO and the
+timeline. lab-prova keeps its offsite copies in the bucket podium-lab-prova of the store
+stack lab-offsite (decision 0282): every host of A is destroyed, its backup host too, and B
+reads the bucket. A source without a store keeps its backup host, which stands for the
+offsite store. Destructive for A and about 5 minutes after the stacks are up (lab-offsite
+first, then 8 minutes each for A and B), so it runs only when asked, e.g.
 `PODIUM_SLOW_DRILLS=1 .venv/bin/pytest tests/lab/test_recover.py`
 (PODIUM_RECOVER_FROM / PODIUM_RECOVER_STACK name other stacks).
 """
@@ -17,7 +20,7 @@ import subprocess
 
 import pytest
 
-from kit import lab, recover
+from kit import lab, labstore, recover
 from kit.drillkit import MEDIA_ROOT, Remote, configured_primary
 from kit.machines import Machine
 from kit.paths import REPO, StackPaths
@@ -63,12 +66,26 @@ def run():
             "media_host": media_host, "stray": stray}
 
 
-def test_the_source_kept_only_its_backup_host(run):
+def _bucket_source() -> bool:
+    return labstore.store_of(lab._load_state(SOURCE)) is not None
+
+
+def test_the_source_kept_nothing_or_only_its_backup_host(run):
+    """With a bucket in another stack nothing of A survives, its backup host included."""
     source = lab._load_state(SOURCE)
     running = [h.name for h in source.hosts
                if Machine(source, h, StackPaths(SOURCE)).pid() is not None]
-    assert running == source.groups()["backup"]
+    assert running == ([] if _bucket_source() else source.groups()["backup"])
     assert set(run["destroyed"]) == {h.name for h in source.hosts} - set(running)
+
+
+def test_the_report_says_where_the_copies_were_read(run):
+    text = run["result"].report.read_text()
+    if _bucket_source():
+        assert "Read from the offsite bucket" in text and f"podium-{SOURCE}" in text
+        assert "Read " in text and "offsite bucket podium-" in text  # the timeline's step
+    else:
+        assert "stood for the offsite store and was copied from" in text
 
 
 def test_manifest_recorded_at_the_source_matches_after_recovery(run):
@@ -113,17 +130,27 @@ def test_media_b_had_before_are_set_aside_not_served(run):
 
 
 def test_bringing_the_source_back_stops_until_its_repository_is_set_aside(run):
-    """A's backup host still holds the lost database's backups. Converging a new A must not
-    overwrite them: it stops with what to do, and converges once they are set aside. Last in
-    this module: it rebuilds A (about 5 minutes)."""
+    """A's repository (its backup host's disk, or its bucket) still holds the lost
+    database's backups. Converging a new A must not overwrite them: it stops with what to do,
+    and converges once they are set aside. Last in this module: it rebuilds A (about 5 to 8
+    minutes)."""
     up = [str(REPO / "podium"), "up", "--stack", SOURCE, "--no-test"]
     first = subprocess.run(up, capture_output=True, text=True, check=False, timeout=3600)
     assert first.returncode != 0
-    assert "holds the backups of another database" in first.stdout + first.stderr
+    said = first.stdout + first.stderr
+    assert "holds the backups of another database" in said
     source = lab._load_state(SOURCE)
     backup = source.groups()["backup"][0]
-    Remote(source, StackPaths(SOURCE)).run(
-        backup, "sudo mv /var/lib/pgbackrest /var/lib/pgbackrest.lost-$(date +%s) && "
-                "sudo install -d -o postgres -g postgres -m 0750 /var/lib/pgbackrest")
+    remote = Remote(source, StackPaths(SOURCE))
+    if _bucket_source():
+        # A new backup host has an empty disk; the bucket has the lost database's backups.
+        assert f"In the bucket podium-{SOURCE}" in said and "rclone" in said
+        bucket = f"podium-{SOURCE}"
+        remote.run(backup, "sudo rclone --config /etc/podium-offsite/rclone.conf --ca-cert "
+                           f"/etc/pgbackrest/s3-ca.crt move offsite:{bucket}/var/lib/pgbackrest "
+                           f"offsite:{bucket}/lost-$(date +%s)/var/lib/pgbackrest", timeout=900)
+    else:
+        remote.run(backup, "sudo mv /var/lib/pgbackrest /var/lib/pgbackrest.lost-$(date +%s) && "
+                           "sudo install -d -o postgres -g postgres -m 0750 /var/lib/pgbackrest")
     second = subprocess.run(up, capture_output=True, text=True, check=False, timeout=3600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

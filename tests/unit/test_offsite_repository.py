@@ -108,6 +108,29 @@ def test_lab_stack_with_an_s3_stand_in_uses_it_as_the_offsite_bucket(tmp_path,
         "objectstore_buckets": ["podium-offsite"]}
 
 
+def test_lab_stack_with_another_stack_s_store_reaches_it_through_its_gateway(
+        tmp_path, secrets_in_tmp):  # noqa: F811
+    """lab-prova names lab-offsite in lab.offsite_store (decision 0282): its own bucket
+    podium-lab-prova there, created by the backup host, the store's CA, and the store's name
+    pointing at lab-prova's gateway, where the host's relay listens."""
+    stack, store = load_stack("lab-prova"), load_stack("lab-offsite")
+    data = inventory.build(stack, StackPaths(stack.name))
+    backup = next(h.name for h in stack.hosts if "backup" in h.roles)
+    found = _variables(tmp_path, data, backup, [*S3_VARS, "backup_s3_create_bucket",
+                                                "common_hosts_entries"])
+    found.pop("backup_s3_key"), found.pop("backup_s3_key_secret")
+    hosts = found.pop("common_hosts_entries")
+    assert found == {
+        "backup_repo_type": "posix", "backup_repo2_s3": True, "backup_offsite_copy": True,
+        "backup_s3_endpoint": "offsite1", "backup_s3_bucket": "podium-lab-prova",
+        "backup_s3_region": "us-east-1", "backup_s3_create_bucket": True,
+        "backup_s3_ca_file": str((StackPaths(store.name).secrets / "objectstore-tls" /
+                                  "ca.crt").resolve()),
+    }
+    assert {"name": "offsite1", "address": stack.gateway} in hosts
+    assert len(hosts) == len(stack.hosts) + 1
+
+
 def test_cloud_outputs_without_the_offsite_bucket_are_refused():
     with pytest.raises(PodiumError, match="no 'offsite_bucket'"):
         inventory.offsite_bucket_from_outputs(load_stack("hetzner"), {})

@@ -56,10 +56,18 @@ def test_same_stack_for_from_and_stack_is_refused(capsys, extra):
     # The time is checked before the stack files are read.
     (["--stack", "lab-provb", "--from", "no-such-stack", "--to", "soon"],
      ["--to 'soon' is not a time"]),
+    # lab-prova keeps its copies in lab-offsite's bucket: its key must be on the controller.
     (["--stack", "lab-provb", "--from", "lab-prova"],
-     ["'lab-prova' was never brought up here", "./podium up --stack lab-prova"]),
+     ["objectstore-key (the key of lab-prova's offsite bucket) is missing"]),
     (["--stack", "lab-provb", "--from", "lab-prova", "--lab-lose-source"],
-     ["never brought up"]),
+     ["stack 'lab-prova' is not up here", "./podium up --stack lab-prova"]),
+    # lab-backup's copies are on its own backup host and S3 stand-in: copied from there.
+    (["--stack", "lab-provb", "--from", "lab-backup"],
+     ["'lab-backup' was never brought up here", "./podium up --stack lab-backup"]),
+    # B must reach the store that holds A's bucket.
+    (["--stack", "lab-backup", "--from", "lab-prova"],
+     ["'lab-prova' keeps its offsite copies in stack 'lab-offsite'",
+      "which 'lab-backup' does not reach", "lab.offsite_store: lab-offsite"]),
 ])
 def test_bad_input_is_refused_with_what_to_do(capsys, args, says):
     assert cli.main(["recover", *args]) == 2
@@ -140,4 +148,43 @@ def test_report_has_rto_rpo_and_the_honest_cloud_note():
     text = "\n".join(lines)
     assert "**2m35s**" in text and "RPO" in text and "**0.0s**" in text
     assert "| statuses | 3 | 3 | yes |" in text
-    assert "media and secrets copies are still only on the lost stack's own backup host" in text
+    # lab-prova keeps its copies in lab-offsite's bucket: the report says it read that bucket
+    assert "every host of `lab-prova` was destroyed, its backup host too" in text
+    assert "`podium-lab-prova` in the lab store `lab-offsite`" in text
+
+
+def test_report_says_when_a_backup_host_stood_for_the_offsite_store():
+    text = recover.where_from("lab-backup")
+    assert "the backup host of the lost stack stood for the offsite store" in text
+    assert "lab-offsite" not in text
+
+
+def test_bucket_helpers_read_a_tar_member_and_refuse_unusable_repositories():
+    tar = _tar({"pgbackrest-cipher": b"s3cret\n", "dkim/x": b"k"})
+    assert recover.tar_member(tar, "pgbackrest-cipher") == "s3cret\n"
+    with pytest.raises(PodiumError, match="has no objectstore-key"):
+        recover.tar_member(tar, "objectstore-key")
+    with pytest.raises(PodiumError, match="in the bucket has no usable backup"):
+        recover.usable_backups({"status": {"code": 2, "message": "no valid backups"}},
+                               "in the bucket", None)
+    info = {"status": {"code": 0, "message": "ok"},
+            "backup": [{"timestamp": {"stop": 1_790_000_000}},
+                       {"timestamp": {"stop": 1_790_000_900}}]}
+    assert len(recover.usable_backups(info, "x", None)) == 2
+    from kit.drillkit import parse_target
+    with pytest.raises(PodiumError, match="before the oldest backup's end"):
+        recover.usable_backups(info, "x", parse_target("2026-01-01T00:00:00Z"))
+
+
+def test_source_bucket_takes_the_lost_stack_s_own_key_pair():
+    secrets = StackPaths("lab-prova").secrets
+    secrets.mkdir(parents=True)
+    (secrets / "objectstore-key").write_text("AKEY\n")
+    (secrets / "objectstore-secret").write_text("asecret\n")
+    bucket = recover.source_bucket(recover.load_stack("lab-prova"), StackPaths("lab-prova"))
+    assert (bucket.bucket, bucket.endpoint, bucket.key, bucket.secret) == \
+        ("podium-lab-prova", "offsite1", "AKEY", "asecret")
+    conf = bucket.rclone_conf()
+    assert "access_key_id = AKEY" in conf and "endpoint = https://offsite1" in conf
+    assert bucket.path("podium-offsite", "secrets") == \
+        "lost:podium-lab-prova/podium-offsite/secrets"

@@ -192,3 +192,30 @@ def test_lab_only_roles_are_known_and_refused_in_cloud_stacks():
     message = caught.value.render()
     assert "podium:hosts[0].roles" in message
     assert "objectstore is a lab test double" in message
+
+
+def test_offsite_store_is_another_stack_and_not_beside_an_own_stand_in(local_stack_doc):
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "trial"
+    assert "names this stack itself" in _error(local_stack_doc)
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "lab-offsite"
+    local_stack_doc["config"]["podium:hosts"].append(
+        {"name": "s3x", "roles": ["objectstore"], "size": "small", "address": "10.213.0.99"})
+    assert "has its own objectstore host" in _error(local_stack_doc)
+
+
+def test_offsite_store_must_be_a_lab_stack_with_one_store_host(local_stack_doc):
+    from kit import labstore
+
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "no-such-stack"
+    with pytest.raises(PodiumError, match="no stack file for stack 'no-such-stack'"):
+        labstore.store_of(_parse(local_stack_doc))
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "lab-data"
+    with pytest.raises(PodiumError, match="'lab-data' has 0 objectstore hosts") as err:
+        labstore.store_of(_parse(local_stack_doc))
+    assert "Pulumi.lab-data.yaml" in err.value.hint
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "hetzner"
+    with pytest.raises(PodiumError, match="'hetzner' is a hcloud stack"):
+        labstore.store_of(_parse(local_stack_doc))
+    local_stack_doc["config"]["podium:lab"]["offsite_store"] = "lab-offsite"
+    store = labstore.store_of(_parse(local_stack_doc))
+    assert store.endpoint == "offsite1" and store.ca_file.name == "ca.crt"
