@@ -127,17 +127,41 @@ def test_timers_enabled(host, timer):
     assert unit.is_running
 
 
-def test_age_check_passes_and_exports_metrics(host):
+TEXTFILE = "/var/lib/prometheus/node-exporter/podium_backup.prom"
+
+
+def textfile_series(host) -> dict[str, float]:
+    """podium-backup-check's textfile on ``host``: series (name and labels) -> value."""
+    text = host.file(TEXTFILE).content_string
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def expected_repositories(inventory) -> list[int]:
+    """repo1, and repo2 in the bucket in a lab stack with an S3 stand-in (decision 0281)."""
+    stand_in = (inventory["all"]["children"].get("objectstore") or {}).get("hosts")
+    return [1, 2] if stand_in and not inventory["all"]["vars"].get("podium_offsite") else [1]
+
+
+def test_age_check_passes_and_exports_metrics_for_every_repository(host, inventory):
+    repos = expected_repositories(inventory)
+    assert _repositories(host) == repos
     result = _root(host, "/usr/local/sbin/podium-backup-check")
     assert result.rc == 0, result.stdout + result.stderr
-    metrics = host.file("/var/lib/prometheus/node-exporter/podium_backup.prom").content_string
-    assert 'podium_backup_last_success_timestamp_seconds{kind="full",' in metrics
-    for name in (
-        "podium_backup_last_success_timestamp_seconds",
-        "podium_wal_last_archived_timestamp_seconds",
-    ):
-        line = next(line for line in metrics.splitlines() if line.startswith(name + "{"))
-        assert abs(float(line.split()[-1]) - time.time()) < 7 * 86400
+    series = textfile_series(host)
+    for name in ("podium_wal_last_archived_timestamp_seconds",
+                 "podium_backup_last_success_timestamp_seconds"):
+        exported = sorted(int(s.split('repo="')[1].split('"')[0]) for s in series
+                          if s.startswith(name + "{") and 'kind="diff"' not in s
+                          and 'kind="incr"' not in s)
+        assert exported == repos, (name, sorted(series))
+    for repo in repos:
+        full = series[f'podium_backup_last_success_timestamp_seconds{{kind="full",repo="{repo}",'
+                      f'stanza="{STANZA}"}}']
+        wal = series[f'podium_wal_last_archived_timestamp_seconds{{repo="{repo}",'
+                     f'stanza="{STANZA}"}}']
+        assert abs(full - time.time()) < 7 * 86400, (repo, full)
+        assert abs(wal - time.time()) < 3600, (repo, wal)
 
 
 def test_age_check_fails_when_stale(host):

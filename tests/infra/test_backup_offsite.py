@@ -14,9 +14,11 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 
 import pytest
 import testinfra
+from test_backup import textfile_series
 
 testinfra_hosts = ["ansible://backup"]
 
@@ -167,7 +169,16 @@ def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(
             media.run("rm -rf %s/offsitetest", MEDIA_ORIGIN)
 
 
-def test_a_failed_push_fails_the_backup_check_until_a_good_one(host):
+def _offsite_figures(host) -> dict[str, float]:
+    """Run the check as its timer does (writing its textfile, whatever the backups' ages):
+    the offsite push's figures it exported."""
+    _root(host, "/usr/local/sbin/podium-backup-check --max-backup-age 999999999 "
+                "--max-wal-age 999999999")
+    return {name: value for name, value in textfile_series(host).items()
+            if name.startswith("podium_offsite_copy_")}
+
+
+def test_a_failed_push_fails_the_backup_check_and_shows_in_the_metrics_until_a_good_one(host):
     # The environment overrides the remote's endpoint for this run only: nothing listens there.
     broken = _root(host, f"RCLONE_CONFIG_OFFSITE_ENDPOINT=https://127.0.0.1:9 "
                          f"RCLONE_LOW_LEVEL_RETRIES=1 RCLONE_RETRIES=1 {SCRIPT}")
@@ -175,7 +186,30 @@ def test_a_failed_push_fails_the_backup_check_until_a_good_one(host):
     check = _root(host, CHECK)
     assert check.rc == 1
     assert "offsite copy: the last push failed" in check.stderr, check.stderr
+    figures = _offsite_figures(host)
+    assert figures["podium_offsite_copy_failed"] == 1, figures
+    assert abs(figures["podium_offsite_copy_last_failure_timestamp_seconds"] - time.time()) < 300
     _push(host)
     check = _root(host, CHECK)
     assert check.rc == 0, check.stdout + check.stderr
     assert "ok: offsite copy" in check.stdout
+    figures = _offsite_figures(host)
+    assert figures["podium_offsite_copy_failed"] == 0, figures
+    assert abs(figures["podium_offsite_copy_last_success_timestamp_seconds"] - time.time()) < 300
+
+
+def test_node_exporter_serves_the_offsite_figures_once(host, host_vars):
+    """The push's former file is gone (with the same series in two textfiles node_exporter
+    logs a gathering error and serves one of them) and node_exporter serves the check's
+    figures."""
+    assert not host.file("/var/lib/prometheus/node-exporter/podium_offsite_copy.prom").exists
+    _offsite_figures(host)
+    url = f"http://{host_vars['podium_private_address']}:9100/metrics"
+    served = host.check_output(
+        "python3 -c 'import sys, urllib.request; "
+        "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' %s", url)
+    lines = served.splitlines()
+    for name in ("podium_offsite_copy_failed", "podium_offsite_copy_last_success_timestamp_seconds",
+                 "podium_offsite_copy_last_failure_timestamp_seconds"):
+        assert len([line for line in lines if line.split(" ")[0] == name]) == 1, name
+    assert "node_textfile_scrape_error 0" in lines

@@ -21,6 +21,8 @@ from kit.paths import REPO
 ROLE = REPO / "roles" / "monitoring"
 PROMTOOL_TESTS = REPO / "tests" / "unit" / "promtool"
 RUNBOOKS = REPO / "docs" / "runbooks"
+# Backups and offsite copies expected: every alert, absence alerts included, is rendered.
+EXPECT_ALL = {"monitoring_expect_backups": True, "monitoring_expect_offsite_copy": True}
 
 
 def _tool(name: str) -> str:
@@ -60,8 +62,9 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture()
 def rules_dir(tmp_path: Path) -> Path:
-    """The rendered rules (backups expected, so every alert exists) beside the promtool tests."""
-    (tmp_path / "podium.rules.yml").write_text(render_rules(monitoring_expect_backups=True))
+    """The rendered rules (backups and offsite copies expected, so every alert exists) beside
+    the promtool tests."""
+    (tmp_path / "podium.rules.yml").write_text(render_rules(**EXPECT_ALL))
     for test_file in PROMTOOL_TESTS.glob("*.yml"):
         shutil.copy(test_file, tmp_path)
     return tmp_path
@@ -86,7 +89,7 @@ def test_rule_unit_tests_pass(rules_dir, test_file):
 def test_rule_unit_tests_catch_a_wrong_threshold(tmp_path):
     """The tests can fail: with the disk warning at 90% the 85%-full case no longer fires."""
     (tmp_path / "podium.rules.yml").write_text(
-        render_rules(monitoring_expect_backups=True, monitoring_alert_disk_warning_percent=90))
+        render_rules(**EXPECT_ALL, monitoring_alert_disk_warning_percent=90))
     shutil.copy(PROMTOOL_TESTS / "podium_rules_test.yml", tmp_path)
     result = _run([_tool("promtool"), "test", "rules", "podium_rules_test.yml"], tmp_path)
     assert result.returncode != 0
@@ -94,7 +97,7 @@ def test_rule_unit_tests_catch_a_wrong_threshold(tmp_path):
 
 
 def test_every_alert_has_a_severity_and_an_existing_runbook():
-    for rule in _alerts(render_rules(monitoring_expect_backups=True)):
+    for rule in _alerts(render_rules(**EXPECT_ALL)):
         assert rule["labels"]["severity"] in {"critical", "warning", "none"}, rule["alert"]
         url = rule["annotations"]["runbook_url"]
         assert url.startswith("docs/runbooks/"), rule["alert"]
@@ -107,7 +110,7 @@ def test_every_alert_has_a_case_that_fires_and_one_that_does_not():
         for test in yaml.safe_load(test_file.read_text())["tests"]:
             for case in test.get("alert_rule_test", []):
                 (firing if case["exp_alerts"] else quiet).add(case["alertname"])
-    names = {rule["alert"] for rule in _alerts(render_rules(monitoring_expect_backups=True))}
+    names = {rule["alert"] for rule in _alerts(render_rules(**EXPECT_ALL))}
     assert names - {"Watchdog"} <= quiet, f"no quiet case for {names - {'Watchdog'} - quiet}"
     assert names <= firing, f"no firing case for {names - firing}"
 
@@ -117,10 +120,38 @@ def test_for_override_shortens_every_duration():
         assert rule.get("for", "10s") == "10s", rule["alert"]
 
 
-def test_backup_absence_alert_only_when_backups_are_expected():
-    assert "BackupFigureMissing" not in {r["alert"] for r in _alerts(render_rules())}
-    assert "BackupFigureMissing" in {
-        r["alert"] for r in _alerts(render_rules(monitoring_expect_backups=True))}
+@pytest.mark.parametrize(("alert", "expect"), [
+    ("BackupFigureMissing", "monitoring_expect_backups"),
+    ("OffsiteCopyFigureMissing", "monitoring_expect_offsite_copy"),
+])
+def test_absence_alert_only_when_its_figures_are_expected(alert, expect):
+    assert alert not in {r["alert"] for r in _alerts(render_rules())}
+    assert alert in {r["alert"] for r in _alerts(render_rules(**{expect: True}))}
+
+
+def _promtool_failure(tmp_path: Path, test_file: str, rules: str) -> str:
+    """promtool test rules on ``test_file`` against ``rules``: its output when it fails,
+    "" when it passes."""
+    (tmp_path / "podium.rules.yml").write_text(rules)
+    shutil.copy(PROMTOOL_TESTS / test_file, tmp_path)
+    result = _run([_tool("promtool"), "test", "rules", test_file], tmp_path)
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+def test_offsite_alert_tests_catch_a_wrong_threshold(tmp_path):
+    """With a 90-minute limit the push 80 minutes old no longer fires: the test says so."""
+    rules = render_rules(**EXPECT_ALL, monitoring_alert_offsite_max_age_minutes=90)
+    assert "OffsiteCopyTooOld" in _promtool_failure(tmp_path, "podium_rules_test.yml", rules)
+
+
+def test_backup_alert_tests_catch_a_per_kind_age(tmp_path):
+    """BackupTooOld judges the newest backup of any kind per repository: rules that judged
+    each kind alone (a weekly full is days old by design) fail the backup tests."""
+    rules = render_rules(**EXPECT_ALL)
+    per_kind = rules.replace("max without (kind) (podium_backup_last_success_timestamp_seconds)",
+                             "podium_backup_last_success_timestamp_seconds")
+    assert per_kind != rules
+    assert "BackupTooOld" in _promtool_failure(tmp_path, "podium_rules_backup_test.yml", per_kind)
 
 
 # --- scrape configuration from the role-to-ports table -----------------------------------

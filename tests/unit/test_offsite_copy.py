@@ -5,6 +5,7 @@ script, rclone's configuration, and the age check's verdict on the push's stamps
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -183,3 +184,60 @@ def test_stand_in_rejects_bad_variables_before_changing_anything(tmp_path, varia
     (failure,) = report["failures"]
     assert named in failure["message"]
     assert report["changed"] == []
+
+
+# --- the check's metrics (decision 0294) ---------------------------------------------------
+
+def _series(lines: list[str]) -> dict[str, float]:
+    """Sample lines of the textfile: series (name and labels) -> value."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in lines if line and not line.startswith("#")}
+
+
+def test_metrics_have_one_series_per_repository_and_kind(check):
+    series = _series(check.metrics({1: {"full": 100, "diff": 300}, 2: {}}, {1: 350, 2: None},
+                                   None))
+    assert series == {
+        'podium_backup_last_success_timestamp_seconds{kind="diff",repo="1",stanza="podium"}': 300,
+        'podium_backup_last_success_timestamp_seconds{kind="full",repo="1",stanza="podium"}': 100,
+        # No good backup in repo2: its full is 0, which the alert sees as too old.
+        'podium_backup_last_success_timestamp_seconds{kind="full",repo="2",stanza="podium"}': 0,
+        'podium_wal_last_archived_timestamp_seconds{repo="1",stanza="podium"}': 350,
+        'podium_wal_last_archived_timestamp_seconds{repo="2",stanza="podium"}': 0,
+    }
+
+
+@pytest.mark.parametrize(("success_age", "failure_age", "failed"), [
+    (None, None, 0), (60, 600, 0), (600, 5, 1), (None, 5, 1)])
+def test_metrics_export_the_offsite_push(check, success_age, failure_age, failed):
+    if success_age is not None:
+        _stamp(check, "last-success", success_age)
+    if failure_age is not None:
+        _stamp(check, "last-failure", failure_age, "rclone copy failed (exit 1)")
+    now = int(time.time())
+    series = _series(check.metrics({}, {}, check.offsite_stamps()))
+    assert series["podium_offsite_copy_failed"] == failed
+    for name, age in (("success", success_age), ("failure", failure_age)):
+        value = series[f"podium_offsite_copy_last_{name}_timestamp_seconds"]
+        assert value == 0 if age is None else abs(value - (now - age)) <= 1
+
+
+def test_metrics_leave_the_offsite_push_out_without_one(check):
+    assert not [line for line in check.metrics({}, {}, None) if "offsite" in line]
+
+
+def test_metrics_file_passes_promtool(check, tmp_path, monkeypatch):
+    """The file node_exporter reads: replaced whole, readable by all, valid exposition."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed: apt-get install prometheus")
+    _stamp(check, "last-success", 60)
+    monkeypatch.setattr(check, "TEXTFILE_DIR", str(tmp_path / "textfile"))
+    check.write_metrics(check.metrics({1: {"full": 100}, 2: {"full": 90}}, {1: 350, 2: 340},
+                                      check.offsite_stamps()))
+    path = tmp_path / "textfile" / "podium_backup.prom"
+    assert [p.name for p in path.parent.iterdir()] == ["podium_backup.prom"]
+    assert path.stat().st_mode & 0o777 == 0o644
+    result = subprocess.run([promtool, "check", "metrics"], input=path.read_text(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
