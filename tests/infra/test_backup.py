@@ -138,9 +138,11 @@ def textfile_series(host) -> dict[str, float]:
 
 
 def expected_repositories(inventory) -> list[int]:
-    """repo1, and repo2 in the bucket in a lab stack with an S3 stand-in (decision 0281)."""
-    stand_in = (inventory["all"]["children"].get("objectstore") or {}).get("hosts")
-    return [1, 2] if stand_in and not inventory["all"]["vars"].get("podium_offsite") else [1]
+    """repo1, and repo2 in the bucket in a lab stack with an S3 stand-in, its own (decision
+    0281) or another stack's (0282)."""
+    variables = inventory["all"]["vars"]
+    stand_in = variables.get("podium_lab_store")
+    return [1, 2] if stand_in and not variables.get("podium_offsite") else [1]
 
 
 def test_age_check_passes_and_exports_metrics_for_every_repository(host, inventory):

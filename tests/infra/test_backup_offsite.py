@@ -73,7 +73,8 @@ def _push(host) -> str:
 def test_stand_in_listens_on_its_private_address_only(inventory, pytestconfig):
     names = list((inventory["all"]["children"].get("objectstore") or {}).get("hosts") or {})
     if not names:
-        pytest.skip("no S3 stand-in: the bucket is at a provider")
+        pytest.skip("no S3 stand-in host in this stack: the bucket is at a provider or in "
+                    "another lab stack (lab.offsite_store)")
     stand_in = testinfra.get_host(f"ansible://{names[0]}",
                                   ansible_inventory=pytestconfig.option.ansible_inventory)
     address = inventory["all"]["hosts"][names[0]]["podium_private_address"]
