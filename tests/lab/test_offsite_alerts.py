@@ -35,8 +35,8 @@ CHECK = "/usr/local/sbin/podium-backup-check"
 def backup_host(stack, paths):
     inventory = yaml.safe_load(paths.inventory.read_text())
     children = inventory["all"]["children"]
-    if not (children.get("objectstore") or {}).get("hosts") and \
-            not inventory["all"]["vars"].get("podium_offsite"):
+    variables = inventory["all"]["vars"]
+    if not variables.get("podium_lab_store") and not variables.get("podium_offsite"):
         pytest.skip(f"stack '{stack.name}' has no offsite bucket")
     (name, *_) = children["backup"]["hosts"]
     (entry,) = [e for e in inventory["all"]["vars"]["podium_role_ports"]["common"]
