@@ -54,7 +54,12 @@ def test_relay_forwards_and_stops_with_its_children(tmp_path, monkeypatch):
     finally:
         labstore.stop_relay("trial")
         server.close()
-    assert proc.wait(5) is not None
+        try:
+            stopped = proc.wait(5) is not None
+        except subprocess.TimeoutExpired:
+            stopped = False
+            proc.kill()  # never leave a relay behind, even when the test failed
+    assert stopped
     assert labstore.relay_pid("trial") is None
     assert not (tmp_path / "trial.pid").exists()
 
