@@ -44,8 +44,12 @@ class Store:
 
     @property
     def ca_file(self) -> Path:
-        """The CA that signed its certificate, kept in the store stack's secrets."""
-        return StackPaths(self.stack.name).secrets / "objectstore-tls" / "ca.crt"
+        return store_ca_file(self.stack.name)
+
+
+def store_ca_file(store_stack: str) -> Path:
+    """The CA that signed a store's certificate, kept in its stack's secrets."""
+    return StackPaths(store_stack).secrets / "objectstore-tls" / "ca.crt"
 
 
 def bucket(stack: Stack) -> str:
@@ -84,8 +88,7 @@ def inventory_vars(stack: Stack) -> dict:
     if own:
         return {"endpoint": own[0].name, "address": str(own[0].address),
                 "bucket": "podium-offsite", "region": REGION, "create_bucket": False,
-                "ca_file": str((StackPaths(stack.name).secrets / "objectstore-tls" /
-                                "ca.crt").resolve())}
+                "ca_file": str(store_ca_file(stack.name).resolve())}
     store = store_of(stack)
     if store is None:
         return {}
