@@ -154,6 +154,34 @@ def test_backup_alert_tests_catch_a_per_kind_age(tmp_path):
     assert "BackupTooOld" in _promtool_failure(tmp_path, "podium_rules_backup_test.yml", per_kind)
 
 
+FULL_AGE = "podium_backup_last_success_timestamp_seconds{kind=\"full\"}"
+HOST_LIMIT = "on (instance, stanza) group_left podium_backup_full_max_age_seconds"
+
+
+@pytest.mark.parametrize(("wrong", "replacement"), [
+    # BackupTooOld's any-kind age: fresh differentials would hide the failing full.
+    (FULL_AGE, "max without (kind) (podium_backup_last_success_timestamp_seconds)"),
+    # A fixed week and a day: the host whose monthly full allows 32 days would fire.
+    (HOST_LIMIT, "691200"),
+], ids=["any-kind-age", "fixed-limit"])
+def test_full_backup_alert_tests_catch_a_wrong_expression(tmp_path, wrong, replacement):
+    """BackupFullTooOld judges the full alone, against the limit its host exports
+    (decision 0295): rules that do otherwise fail the backup tests."""
+    rules = render_rules(**EXPECT_ALL)
+    changed = rules.replace(wrong, replacement)
+    assert changed != rules
+    assert "BackupFullTooOld" in _promtool_failure(tmp_path, "podium_rules_backup_test.yml",
+                                                   changed)
+
+
+def test_offsite_alert_tests_catch_a_summary_without_the_part(tmp_path):
+    """The offsite alerts name the part (media or secrets) that failed (decision 0295)."""
+    rules = render_rules(**EXPECT_ALL)
+    changed = rules.replace("the {{ $labels.part }} copy", "the copies")
+    assert changed != rules
+    assert "OffsiteCopyFailing" in _promtool_failure(tmp_path, "podium_rules_test.yml", changed)
+
+
 # --- scrape configuration from the role-to-ports table -----------------------------------
 
 ROLE_PORTS = {
