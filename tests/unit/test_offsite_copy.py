@@ -109,55 +109,125 @@ def test_push_without_media_hosts_copies_only_the_secrets(tmp_path):
     assert "/secrets/" in script and "--ca-cert" not in script
 
 
+def _run_push(tmp_path: Path, fail_on: str, media_files: tuple[str, ...] = ("a.jpg",)):
+    """The rendered push run with a stand-in rclone on PATH that fails (exit 8) when its
+    command is ``fail_on`` ("sync": the media part, "copy": the secrets part); the process
+    result and the state folder."""
+    state, media = tmp_path / "state", tmp_path / "media"
+    (media / "current").mkdir(parents=True)
+    for name in media_files:
+        (media / "current" / name).write_text("x")
+    name = "usr/local/sbin/podium-offsite-copy"
+    _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_media_dest_dir": str(media),
+                              "__backup_offsite_state_dir": str(state)}, [name])
+    fake = tmp_path / "bin" / "rclone"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$*" >>{tmp_path}/rclone.log\n'
+                    f'case " $* " in *" {fail_on} "*) exit 8;; esac\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+    result = subprocess.run(["bash", str(tmp_path / "podium-offsite-copy")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    return result, state
+
+
+def test_a_failed_media_part_still_pushes_the_secrets_and_is_stamped_alone(tmp_path):
+    result, state = _run_push(tmp_path, "sync")
+    assert result.returncode == 1
+    assert "media: rclone sync of the media copy" in result.stderr
+    assert "(exit 8)" in (state / "media" / "last-failure").read_text()
+    assert not (state / "media" / "last-success").exists()
+    assert "pushed rclone copy of the secrets" in (state / "secrets" / "last-success").read_text()
+    assert not (state / "secrets" / "last-failure").exists()
+    assert "failed: media " in (state / "last-failure").read_text()
+    assert not (state / "last-success").exists()
+
+
+def test_a_failed_secrets_part_leaves_the_media_part_good(tmp_path):
+    result, state = _run_push(tmp_path, "copy")
+    assert result.returncode == 1
+    assert (state / "media" / "last-success").exists()
+    assert (state / "secrets" / "last-failure").exists()
+    assert "failed: secrets " in (state / "last-failure").read_text()
+
+
+def test_an_empty_media_copy_is_nothing_to_push_not_a_failure(tmp_path):
+    result, state = _run_push(tmp_path, "sync", media_files=())
+    assert result.returncode == 0, result.stderr
+    assert "is empty: nothing to push" in (state / "media" / "last-success").read_text()
+    assert " sync " not in f" {(tmp_path / 'rclone.log').read_text()} "
+    assert (state / "last-success").exists() and (state / "secrets" / "last-success").exists()
+
+
 @pytest.fixture
 def check(tmp_path):
     """The rendered age check as a module, its offsite state folder in tmp_path/state."""
     name = "usr/local/sbin/podium-backup-check"
-    _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_repo2_s3": True}, [name])
+    # A weekly full: tasks/full_age.yml would find a 7-day gap on the repository host.
+    _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_repo2_s3": True,
+                              "__backup_full_interval": 604800}, [name])
     spec = importlib.util.spec_from_loader(
         "podium_backup_check", importlib.machinery.SourceFileLoader(
             "podium_backup_check", str(tmp_path / "podium-backup-check")))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.REPOS == [1, 2] and module.OFFSITE_STATE == "/var/lib/podium-offsite"
+    assert module.OFFSITE_PARTS == ["media", "secrets"]
     module.OFFSITE_STATE = str(tmp_path / "state")
-    (tmp_path / "state").mkdir()
+    for part in module.OFFSITE_PARTS:
+        (tmp_path / "state" / part).mkdir(parents=True)
     return module
 
 
-def _stamp(check, name: str, age: int, message: str = "msg") -> None:
-    Path(check.OFFSITE_STATE, name).write_text(f"{int(time.time()) - age} {message}\n")
+def _stamp(check, part: str, name: str, age: int, message: str = "msg") -> None:
+    Path(check.OFFSITE_STATE, part, name).write_text(f"{int(time.time()) - age} {message}\n")
+
+
+def _pushed(check, age: int = 60, parts: tuple[str, ...] = ("media", "secrets")) -> None:
+    for part in parts:
+        _stamp(check, part, "last-success", age)
 
 
 def test_check_fails_before_any_push(check):
     assert check.offsite_problems(time.time(), 3600) == [
-        "offsite copy: no push has succeeded yet (podium-offsite-copy.service)"]
+        f"offsite copy ({part}): no push has succeeded yet (podium-offsite-copy.service)"
+        for part in ("media", "secrets")]
 
 
 def test_check_passes_after_a_recent_good_push(check):
-    _stamp(check, "last-success", 60)
-    _stamp(check, "last-failure", 600, "an older failure")
+    _pushed(check)
+    _stamp(check, "media", "last-failure", 600, "an older failure")
     assert check.offsite_problems(time.time(), 3600) == []
 
 
 def test_a_good_push_in_the_same_second_as_a_failed_one_wins(check):
     now = time.time()
-    Path(check.OFFSITE_STATE, "last-failure").write_text(f"{now - 0.6:.9f} it failed\n")
-    Path(check.OFFSITE_STATE, "last-success").write_text(f"{now - 0.2:.9f} pushed\n")
+    _pushed(check)
+    Path(check.OFFSITE_STATE, "media", "last-failure").write_text(f"{now - 0.6:.9f} it failed\n")
+    Path(check.OFFSITE_STATE, "media", "last-success").write_text(f"{now - 0.2:.9f} pushed\n")
     assert check.offsite_problems(now, 3600) == []
 
 
-def test_check_fails_at_once_when_the_last_push_failed(check):
-    _stamp(check, "last-success", 600)
-    _stamp(check, "last-failure", 5, "rclone sync of the media copy failed (exit 1)")
+def test_check_names_the_part_whose_last_push_failed(check):
+    _pushed(check, 600)
+    _stamp(check, "media", "last-failure", 5, "rclone sync of the media copy failed (exit 8)")
     (problem,) = check.offsite_problems(time.time(), 3600)
-    assert "the last push failed" in problem and "rclone sync of the media copy" in problem
+    assert problem.startswith("offsite copy (media): the last push failed")
+    assert "rclone sync of the media copy failed (exit 8)" in problem
 
 
-def test_check_fails_when_the_last_good_push_is_too_old(check):
-    _stamp(check, "last-success", 7200)
+def test_check_fails_when_a_parts_last_good_push_is_too_old(check):
+    _pushed(check, 60, ("media",))
+    _stamp(check, "secrets", "last-success", 7200)
     (problem,) = check.offsite_problems(time.time(), 3600)
-    assert "7200 s old (limit 3600 s)" in problem
+    assert problem == "offsite copy (secrets): the last good push is 7200 s old (limit 3600 s)"
+
+
+def test_push_without_media_hosts_has_the_secrets_part_only(tmp_path):
+    name = "usr/local/sbin/podium-backup-check"
+    script = _render_backup(tmp_path, {"backup_offsite_copy": True, "backup_media_hosts": [],
+                                       "__backup_full_interval": 604800}, [name])[name]
+    assert "OFFSITE_PARTS = ['secrets']" in script.splitlines()
 
 
 def test_check_reports_each_repository(check, monkeypatch):
@@ -196,7 +266,7 @@ def _series(lines: list[str]) -> dict[str, float]:
 
 def test_metrics_have_one_series_per_repository_and_kind(check):
     series = _series(check.metrics({1: {"full": 100, "diff": 300}, 2: {}}, {1: 350, 2: None},
-                                   None))
+                                   691200, None))
     assert series == {
         'podium_backup_last_success_timestamp_seconds{kind="diff",repo="1",stanza="podium"}': 300,
         'podium_backup_last_success_timestamp_seconds{kind="full",repo="1",stanza="podium"}': 100,
@@ -204,26 +274,62 @@ def test_metrics_have_one_series_per_repository_and_kind(check):
         'podium_backup_last_success_timestamp_seconds{kind="full",repo="2",stanza="podium"}': 0,
         'podium_wal_last_archived_timestamp_seconds{repo="1",stanza="podium"}': 350,
         'podium_wal_last_archived_timestamp_seconds{repo="2",stanza="podium"}': 0,
+        'podium_backup_full_max_age_seconds{stanza="podium"}': 691200,
     }
+
+
+def _verdict(check, monkeypatch, capsys, full_age: int, *args: str) -> tuple[int, str]:
+    """The check's exit code and stderr with fresh differentials, WAL and pushes in both
+    repositories, and their newest full ``full_age`` seconds old."""
+    now = time.time()
+    backups = {repo: {"full": now - full_age, "diff": now - 60} for repo in (1, 2)}
+    monkeypatch.setattr(check, "last_backups", lambda: backups)
+    monkeypatch.setattr(check, "last_wal", lambda repo: now - 30)
+    _pushed(check)
+    monkeypatch.setattr("sys.argv", ["podium-backup-check", "--no-metrics", *args])
+    code = check.main()
+    return code, capsys.readouterr().err
+
+
+def test_check_fails_on_a_full_older_than_the_derived_limit(check, monkeypatch, capsys):
+    """A weekly full (a 7-day gap between two scheduled runs) may be 8 days old; fresh
+    differentials do not hide an older one (decision 0295)."""
+    assert _verdict(check, monkeypatch, capsys, 8 * 86400 - 600) == (0, "")
+    code, err = _verdict(check, monkeypatch, capsys, 8 * 86400 + 600)
+    assert code == 1
+    assert err.splitlines() == [f"STALE: repo{repo}: newest full backup is {8 * 86400 + 600} s "
+                                f"old (limit 691200 s)" for repo in (1, 2)]
+
+
+def test_check_takes_a_one_off_full_age_limit(check, monkeypatch, capsys):
+    code, err = _verdict(check, monkeypatch, capsys, 3600, "--max-full-age", "60")
+    assert code == 1 and "newest full backup is 3600 s old (limit 60 s)" in err
 
 
 @pytest.mark.parametrize(("success_age", "failure_age", "failed"), [
     (None, None, 0), (60, 600, 0), (600, 5, 1), (None, 5, 1)])
-def test_metrics_export_the_offsite_push(check, success_age, failure_age, failed):
+def test_metrics_export_each_part_of_the_offsite_push(check, success_age, failure_age, failed):
+    """The media part's stamps as given; the secrets part pushed a minute ago, in every case."""
     if success_age is not None:
-        _stamp(check, "last-success", success_age)
+        _stamp(check, "media", "last-success", success_age)
     if failure_age is not None:
-        _stamp(check, "last-failure", failure_age, "rclone copy failed (exit 1)")
+        _stamp(check, "media", "last-failure", failure_age, "rclone sync failed (exit 1)")
+    _stamp(check, "secrets", "last-success", 60)
     now = int(time.time())
-    series = _series(check.metrics({}, {}, check.offsite_stamps()))
-    assert series["podium_offsite_copy_failed"] == failed
+    series = _series(check.metrics({}, {}, 691200, check.offsite_stamps()))
+    assert series['podium_offsite_copy_failed{part="media"}'] == failed
+    assert series['podium_offsite_copy_failed{part="secrets"}'] == 0
     for name, age in (("success", success_age), ("failure", failure_age)):
-        value = series[f"podium_offsite_copy_last_{name}_timestamp_seconds"]
+        value = series[f'podium_offsite_copy_last_{name}_timestamp_seconds{{part="media"}}']
         assert value == 0 if age is None else abs(value - (now - age)) <= 1
+    secrets = series['podium_offsite_copy_last_success_timestamp_seconds{part="secrets"}']
+    assert abs(secrets - (now - 60)) <= 1
+    assert [name for name in series if name.startswith("podium_offsite_copy_")
+            and "part=" not in name] == []
 
 
 def test_metrics_leave_the_offsite_push_out_without_one(check):
-    assert not [line for line in check.metrics({}, {}, None) if "offsite" in line]
+    assert not [line for line in check.metrics({}, {}, 691200, None) if "offsite" in line]
 
 
 def test_metrics_file_passes_promtool(check, tmp_path, monkeypatch):
@@ -231,10 +337,10 @@ def test_metrics_file_passes_promtool(check, tmp_path, monkeypatch):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool is not installed: apt-get install prometheus")
-    _stamp(check, "last-success", 60)
+    _pushed(check)
     monkeypatch.setattr(check, "TEXTFILE_DIR", str(tmp_path / "textfile"))
     check.write_metrics(check.metrics({1: {"full": 100}, 2: {"full": 90}}, {1: 350, 2: 340},
-                                      check.offsite_stamps()))
+                                      691200, check.offsite_stamps()))
     path = tmp_path / "textfile" / "podium_backup.prom"
     assert [p.name for p in path.parent.iterdir()] == ["podium_backup.prom"]
     assert path.stat().st_mode & 0o777 == 0o644
