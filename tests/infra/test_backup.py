@@ -6,6 +6,8 @@ Runs on the repository host (the backup group); reaches the primary through test
 
 from __future__ import annotations
 
+import calendar
+import itertools
 import json
 import subprocess
 import time
@@ -173,6 +175,39 @@ def test_age_check_fails_when_stale(host):
     result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-wal-age 0")
     assert result.rc == 1
     assert "STALE: repo1: newest archived WAL" in result.stderr
+
+
+def _longest_gap_between_full_backups(host) -> int:
+    """Seconds between the two furthest-apart of the next 100 runs of the installed
+    pgbackrest-full.timer, as the host's systemd reads its OnCalendar."""
+    timer = host.check_output("systemctl show -P TimersCalendar pgbackrest-full.timer")
+    # "{ OnCalendar=Sun *-*-* 01:00:00 ; next_elapse=... }"
+    expression = timer.split("OnCalendar=", 1)[1].split(" ; ", 1)[0]
+    runs = host.check_output("TZ=UTC systemd-analyze calendar --iterations=100 %s", expression)
+    stamps = [calendar.timegm(time.strptime(line.split(": ", 1)[1].rsplit(" ", 1)[0],
+                                            "%a %Y-%m-%d %H:%M:%S"))
+              for line in runs.splitlines()
+              if line.strip().startswith(("Next elapse:", "Iter. #"))]
+    assert len(stamps) > 1, runs
+    return int(max(b - a for a, b in itertools.pairwise(stamps)))
+
+
+def test_age_check_exports_a_full_age_limit_derived_from_the_full_timer(host):
+    """backup_max_full_age is 0 in the lab stacks: the limit is the longest gap between two
+    scheduled fulls plus a day (decision 0295), exported for BackupFullTooOld."""
+    assert _root(host, "/usr/local/sbin/podium-backup-check").rc == 0
+    limit = textfile_series(host)[f'podium_backup_full_max_age_seconds{{stanza="{STANZA}"}}']
+    assert limit == _longest_gap_between_full_backups(host) + 86400
+
+
+def test_age_check_fails_when_the_newest_full_is_too_old(host, inventory):
+    """Differentials do not count for the full's own limit (one-off limit of 1 s here)."""
+    result = _root(host, "/usr/local/sbin/podium-backup-check --no-metrics --max-full-age 1")
+    assert result.rc == 1
+    stale = sorted(line.split(":")[1].strip() for line in result.stderr.splitlines()
+                   if "newest full backup is" in line)
+    assert stale == [f"repo{n}" for n in expected_repositories(inventory)], result.stderr
+    assert "newest backup is" not in result.stderr
 
 
 def test_verify_detects_a_corrupted_backup(host):

@@ -25,7 +25,7 @@ testinfra_hosts = ["ansible://backup"]
 CONFIG = "/etc/podium-offsite/rclone.conf"
 SCRIPT = "/usr/local/sbin/podium-offsite-copy"
 CHECK = "/usr/local/sbin/podium-backup-check --no-metrics --max-backup-age 999999999 " \
-        "--max-wal-age 999999999"
+        "--max-full-age 999999999 --max-wal-age 999999999"
 MEDIA_ORIGIN = "/srv/media"
 
 
@@ -172,34 +172,79 @@ def test_media_reach_the_bucket_incrementally_and_deletions_move_aside(
 
 def _offsite_figures(host) -> dict[str, float]:
     """Run the check as its timer does (writing its textfile, whatever the backups' ages):
-    the offsite push's figures it exported."""
+    the offsite push's figures it exported, one series per part (decision 0295)."""
     _root(host, "/usr/local/sbin/podium-backup-check --max-backup-age 999999999 "
-                "--max-wal-age 999999999")
+                "--max-full-age 999999999 --max-wal-age 999999999")
     return {name: value for name, value in textfile_series(host).items()
             if name.startswith("podium_offsite_copy_")}
 
 
-def test_a_failed_push_fails_the_backup_check_and_shows_in_the_metrics_until_a_good_one(host):
+def _parts(inventory) -> list[str]:
+    """The offsite push's parts: the media copy when the stack has media hosts, the secrets."""
+    media = (inventory["all"]["children"].get("media") or {}).get("hosts")
+    return (["media"] if media else []) + ["secrets"]
+
+
+def test_a_failed_push_fails_the_backup_check_and_shows_in_the_metrics_until_a_good_one(
+        host, inventory):
     # The environment overrides the remote's endpoint for this run only: nothing listens there.
     broken = _root(host, f"RCLONE_CONFIG_OFFSITE_ENDPOINT=https://127.0.0.1:9 "
                          f"RCLONE_LOW_LEVEL_RETRIES=1 RCLONE_RETRIES=1 {SCRIPT}")
     assert broken.rc != 0
     check = _root(host, CHECK)
     assert check.rc == 1
-    assert "offsite copy: the last push failed" in check.stderr, check.stderr
+    for part in _parts(inventory):
+        assert f"offsite copy ({part}): the last push failed" in check.stderr, check.stderr
     figures = _offsite_figures(host)
-    assert figures["podium_offsite_copy_failed"] == 1, figures
-    assert abs(figures["podium_offsite_copy_last_failure_timestamp_seconds"] - time.time()) < 300
+    for part in _parts(inventory):
+        assert figures[f'podium_offsite_copy_failed{{part="{part}"}}'] == 1, figures
+        failed_at = figures[f'podium_offsite_copy_last_failure_timestamp_seconds{{part="{part}"}}']
+        assert abs(failed_at - time.time()) < 300
     _push(host)
     check = _root(host, CHECK)
     assert check.rc == 0, check.stdout + check.stderr
-    assert "ok: offsite copy" in check.stdout
     figures = _offsite_figures(host)
-    assert figures["podium_offsite_copy_failed"] == 0, figures
-    assert abs(figures["podium_offsite_copy_last_success_timestamp_seconds"] - time.time()) < 300
+    for part in _parts(inventory):
+        assert f"ok: offsite copy ({part})" in check.stdout
+        assert figures[f'podium_offsite_copy_failed{{part="{part}"}}'] == 0, figures
+        pushed_at = figures[f'podium_offsite_copy_last_success_timestamp_seconds{{part="{part}"}}']
+        assert abs(pushed_at - time.time()) < 300
 
 
-def test_node_exporter_serves_the_offsite_figures_once(host, host_vars):
+MEDIA_COPY = "/var/backups/podium-media/current"
+
+
+def test_a_failed_media_part_is_named_and_the_secrets_still_go(host, inventory):
+    """Only the media part fails: a new file in the media copy meets a transfer cap of one
+    byte (RCLONE_MAX_TRANSFER, as a bucket out of quota would refuse it) while the secrets,
+    already in the bucket, have nothing to send; the secrets part is stamped good."""
+    if "media" not in _parts(inventory):
+        pytest.skip("no media host: the push has no media part")
+    _push(host)
+    name = f"offsitetest-{secrets.token_hex(8)}.bin"
+    _root(host, f"head -c 65536 /dev/urandom > {MEDIA_COPY}/{name}")
+    try:
+        broken = _root(host, f"RCLONE_MAX_TRANSFER=1 RCLONE_CUTOFF_MODE=hard RCLONE_RETRIES=1 "
+                             f"{SCRIPT}")
+        assert broken.rc == 1, broken.stdout + broken.stderr
+        assert "podium-offsite-copy: media: rclone sync of the media copy" in broken.stderr
+        check = _root(host, CHECK)
+        assert check.rc == 1
+        assert "offsite copy (media): the last push failed" in check.stderr, check.stderr
+        assert "offsite copy (secrets)" not in check.stderr
+        assert "ok: offsite copy (secrets)" in check.stdout
+        figures = _offsite_figures(host)
+        assert figures['podium_offsite_copy_failed{part="media"}'] == 1, figures
+        assert figures['podium_offsite_copy_failed{part="secrets"}'] == 0, figures
+        secrets_at = figures['podium_offsite_copy_last_success_timestamp_seconds{part="secrets"}']
+        assert abs(secrets_at - time.time()) < 300
+    finally:
+        _root(host, f"rm -f {MEDIA_COPY}/{name}")
+        _push(host)
+        _offsite_figures(host)
+
+
+def test_node_exporter_serves_the_offsite_figures_once(host, host_vars, inventory):
     """The push's former file is gone (with the same series in two textfiles node_exporter
     logs a gathering error and serves one of them) and node_exporter serves the check's
     figures."""
@@ -212,5 +257,8 @@ def test_node_exporter_serves_the_offsite_figures_once(host, host_vars):
     lines = served.splitlines()
     for name in ("podium_offsite_copy_failed", "podium_offsite_copy_last_success_timestamp_seconds",
                  "podium_offsite_copy_last_failure_timestamp_seconds"):
-        assert len([line for line in lines if line.split(" ")[0] == name]) == 1, name
+        for part in _parts(inventory):
+            series = f'{name}{{part="{part}"}}'
+            assert len([line for line in lines if line.split(" ")[0] == series]) == 1, series
+        assert not [line for line in lines if line.split(" ")[0] == name], name
     assert "node_textfile_scrape_error 0" in lines
