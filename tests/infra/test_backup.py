@@ -187,7 +187,7 @@ def _longest_gap_between_full_backups(host) -> int:
     stamps = [calendar.timegm(time.strptime(line.split(": ", 1)[1].rsplit(" ", 1)[0],
                                             "%a %Y-%m-%d %H:%M:%S"))
               for line in runs.splitlines()
-              if line.strip().startswith(("Next elapse:", "Iter. #"))]
+              if line.strip().startswith(("Next elapse:", "Iter. #", "Iteration #"))]
     assert len(stamps) > 1, runs
     return int(max(b - a for a, b in itertools.pairwise(stamps)))
 

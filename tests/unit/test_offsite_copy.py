@@ -5,12 +5,14 @@ script, rclone's configuration, and the age check's verdict on the push's stamps
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from test_ansible_tree import _playbook
 from test_role_templates import _render, _template
 
@@ -254,6 +256,83 @@ def test_stand_in_rejects_bad_variables_before_changing_anything(tmp_path, varia
     (failure,) = report["failures"]
     assert named in failure["message"]
     assert report["changed"] == []
+
+
+# --- the full backup's age limit (decision 0295) -------------------------------------------
+
+# systemd 257 (Debian 13, the hosts) names the later runs "Iteration #N", 252 "Iter. #N".
+SYSTEMD_257_WEEKLY = """  Original form: Sun *-*-* 01:00:00
+Normalized form: Sun *-*-* 01:00:00
+    Next elapse: Sun 2026-12-13 01:00:00 UTC
+       From now: 5 days left
+   Iteration #2: Sun 2026-12-20 01:00:00 UTC
+       From now: 1 week 5 days left
+   Iteration #3: Sun 2026-12-27 01:00:00 UTC
+       From now: 2 weeks 5 days left
+"""
+
+
+def _full_age(tmp_path: Path, variables: dict, systemd_output: str | None = None):
+    """tasks/full_age.yml on the controller with the role's defaults and vars and
+    ``variables``: the play's result, its report and the derived limit (or None). With
+    ``systemd_output``, a stand-in systemd-analyze prints it."""
+    out = tmp_path / "limit.txt"
+    # A vars file, last: play vars would lose to the role's defaults loaded as vars_files.
+    (tmp_path / "overrides.yml").write_text(yaml.safe_dump(variables))
+    plays = [{"name": "Derive the full backup's age limit", "hosts": "all",
+              "gather_facts": False,
+              "vars_files": [str(BACKUP / "defaults" / "main.yml"),
+                             str(BACKUP / "vars" / "main.yml"), str(tmp_path / "overrides.yml")],
+              "tasks": [{"ansible.builtin.import_tasks": str(BACKUP / "tasks" / "full_age.yml")},
+                        {"name": "Write the limit", "ansible.builtin.copy": {
+                            "content": "{{ __backup_max_full_age }}", "dest": str(out),
+                            "mode": "0644"}}]}]
+    env = None
+    if systemd_output is not None:
+        fake = tmp_path / "bin" / "systemd-analyze"
+        fake.parent.mkdir()
+        (tmp_path / "runs.txt").write_text(systemd_output)
+        fake.write_text(f"#!/bin/sh\ncat {tmp_path}/runs.txt\n")
+        fake.chmod(0o755)
+        env = {"PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    result, report = _playbook(tmp_path, plays, extra_env=env)
+    return result, report, int(out.read_text()) if out.is_file() else None
+
+
+@pytest.mark.parametrize(("calendar", "limit"), [
+    ("Sun *-*-* 01:00:00", 8 * 86400),        # weekly: a week plus a day
+    ("Mon..Sat *-*-* 01:00:00", 3 * 86400),   # Saturday to Monday is the longest gap
+    ("*-*-* 01:00:00", 2 * 86400),
+    ("*-*-01 02:00:00", 32 * 86400),          # monthly: 31-day months plus a day
+])
+def test_full_age_limit_is_the_schedules_longest_gap_plus_a_day(tmp_path, calendar, limit):
+    result, _, derived = _full_age(tmp_path, {"backup_full_calendar": calendar})
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert derived == limit
+
+
+def test_full_age_limit_reads_systemd_257s_iterations(tmp_path):
+    result, _, derived = _full_age(tmp_path, {}, SYSTEMD_257_WEEKLY)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert derived == 8 * 86400
+
+
+def test_a_set_full_age_limit_is_kept(tmp_path):
+    result, _, derived = _full_age(tmp_path, {"backup_max_full_age": 700000})
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert derived == 700000
+
+
+@pytest.mark.parametrize(("variables", "named"), [
+    ({"backup_full_calendar": "Sundays at one"}, "backup_full_calendar ('Sundays at one') is not"),
+    ({"backup_full_calendar": "2020-01-01 00:00:00"}, "must repeat"),
+    ({"backup_max_full_age": 86400}, "backup_max_full_age (86400 s) must exceed"),
+])
+def test_full_age_limit_rejects_bad_settings_naming_the_variable(tmp_path, variables, named):
+    result, report, derived = _full_age(tmp_path, variables)
+    assert result.returncode != 0 and derived is None
+    (failure,) = report["failures"]
+    assert named in failure["message"]
 
 
 # --- the check's metrics (decision 0294) ---------------------------------------------------
