@@ -139,7 +139,7 @@ def test_a_failed_media_part_still_pushes_the_secrets_and_is_stamped_alone(tmp_p
     assert "media: rclone sync of the media copy" in result.stderr
     assert "(exit 8)" in (state / "media" / "last-failure").read_text()
     assert not (state / "media" / "last-success").exists()
-    assert "pushed rclone copy of the secrets" in (state / "secrets" / "last-success").read_text()
+    assert "rclone copy of the secrets copies" in (state / "secrets" / "last-success").read_text()
     assert not (state / "secrets" / "last-failure").exists()
     assert "failed: media " in (state / "last-failure").read_text()
     assert not (state / "last-success").exists()
