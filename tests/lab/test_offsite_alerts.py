@@ -101,6 +101,15 @@ def _firing(base: str, name: str) -> list[dict]:
     return [a for a in _alerts(base, name) if a["state"] == "firing"]
 
 
+def _firing_for_each(base: str, name: str, label: str, values: list[str]) -> list[dict]:
+    """The firing ``name`` alerts once there is exactly one per value of ``label`` in
+    ``values`` (waits up to 120 s)."""
+    def firing() -> list[dict] | None:
+        alerts = _firing(base, name)
+        return alerts if sorted(a["labels"][label] for a in alerts) == values else None
+    return wait_until(f"{name} firing for each {label} of {values}", firing, timeout=120)
+
+
 def _on_backup_host(stack, paths, address: str, command: str) -> int:
     return ssh.run(paths, stack.admin.user, address, command, timeout=300).returncode
 
@@ -117,11 +126,7 @@ def _repositories(stack, paths, address: str) -> list[str]:
 def test_backup_too_old_fires_once_per_repository(stack, paths, backup_host, prometheus):
     _, address, _ = backup_host
     repos = _repositories(stack, paths, address)
-    fired = wait_until("BackupTooOld firing for every repository",
-                       lambda: sorted(a["labels"]["repo"] for a in _firing(prometheus,
-                                                                          "BackupTooOld"))
-                       == repos, timeout=120)
-    assert fired
+    assert _firing_for_each(prometheus, "BackupTooOld", "repo", repos)
 
 
 def _parts(paths) -> list[str]:
@@ -144,12 +149,7 @@ def test_a_full_older_than_its_limit_fires_once_per_repository(stack, paths, bac
                            "sudo systemctl stop podium-backup-check.timer") == 0
     try:
         assert _on_backup_host(stack, paths, address, f"sudo {CHECK} --max-full-age 60") == 1
-        fired = wait_until("BackupFullTooOld firing for every repository",
-                           lambda: _firing(prometheus, "BackupFullTooOld")
-                           if sorted(a["labels"]["repo"] for a in _firing(
-                               prometheus, "BackupFullTooOld")) == repos else None,
-                           timeout=120)
-        for alert in fired:
+        for alert in _firing_for_each(prometheus, "BackupFullTooOld", "repo", repos):
             assert alert["labels"]["kind"] == "full"
             assert alert["labels"]["severity"] == "warning"
             assert "full backup in repo" in alert["annotations"]["summary"]
@@ -173,13 +173,7 @@ def test_a_failed_push_fires_the_offsite_alert_until_a_good_one(stack, paths, ba
                            f"RCLONE_LOW_LEVEL_RETRIES=1 RCLONE_RETRIES=1 {PUSH}") != 0
     try:
         assert _on_backup_host(stack, paths, address, f"sudo {CHECK}") == 1
-        parts = _parts(paths)
-        fired = wait_until("OffsiteCopyFailing firing for every part",
-                           lambda: _firing(prometheus, "OffsiteCopyFailing")
-                           if sorted(a["labels"]["part"] for a in _firing(
-                               prometheus, "OffsiteCopyFailing")) == parts else None,
-                           timeout=120)
-        for alert in fired:
+        for alert in _firing_for_each(prometheus, "OffsiteCopyFailing", "part", _parts(paths)):
             assert alert["labels"]["host"] == name and alert["labels"]["severity"] == "warning"
             assert alert["annotations"]["runbook_url"].endswith("/offsite-copy.md")
             assert f"the {alert['labels']['part']} copy" in alert["annotations"]["summary"]
@@ -217,9 +211,8 @@ def test_a_failed_media_part_is_named_by_the_offsite_alert(stack, paths, backup_
                                f"sudo RCLONE_MAX_TRANSFER=1 RCLONE_CUTOFF_MODE=hard "
                                f"RCLONE_RETRIES=1 {PUSH}") == 1
         assert _on_backup_host(stack, paths, address, f"sudo {CHECK}") == 1
-        (alert,) = wait_until("OffsiteCopyFailing firing",
-                              lambda: _firing(prometheus, "OffsiteCopyFailing"), timeout=120)
-        assert alert["labels"]["part"] == "media" and alert["labels"]["host"] == name
+        (alert,) = _firing_for_each(prometheus, "OffsiteCopyFailing", "part", ["media"])
+        assert alert["labels"]["host"] == name
         assert alert["annotations"]["summary"] == (
             f"The last push of the media copy to the offsite bucket failed on {name}")
         # Held for three more evaluations: the secrets part never joins it.
