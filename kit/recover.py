@@ -59,7 +59,16 @@ from kit.drillkit import (
 )
 from kit.errors import PodiumError
 from kit.machines import Machine
-from kit.offsitefetch import REPO_PREFIX, Bucket, BucketReader, move_prefix, repository_info
+from kit.offsitefetch import (
+    OWN_REMOTE,
+    REPO_PREFIX,
+    Bucket,
+    BucketReader,
+    move_prefix,
+    posix_repo_lines,
+    purge_prefix,
+    repository_info,
+)
 from kit.paths import StackPaths, shown
 from kit.stack import Stack, load_stack
 
@@ -282,20 +291,22 @@ def _ssh(remote: Remote, host: str) -> list[str]:
 
 # ---------------------------------------------------------------- A's bucket (decision 0282)
 
-def source_bucket(source: Stack, paths_a: StackPaths) -> Bucket:
-    """A's bucket in its lab store, with A's key pair from the controller (in production the
-    operator holds it apart from the lost provider, as the age identity)."""
-    store = labstore.store_of(source)
+def stack_bucket(stack: Stack, paths: StackPaths, remote: str = "lost") -> Bucket:
+    """A stack's bucket in its lab store, with its key pair from the controller: A's (in
+    production the operator holds it apart from the lost provider, as the age identity), or
+    B's own (one of the HOST_BOUND_SECRETS B keeps)."""
+    store = labstore.store_of(stack)
     assert store is not None
     keys = []
     for name in ("objectstore-key", "objectstore-secret"):
-        path = paths_a.secrets / name
+        path = paths.secrets / name
         if not path.is_file():
-            raise PodiumError(f"{shown(path)} (the key of {source.name}'s offsite bucket) is "
+            raise PodiumError(f"{shown(path)} (the key of {stack.name}'s offsite bucket) is "
                               "missing: the bucket cannot be read",
                               "put it back from where the operator keeps it")
         keys.append(path.read_text().strip())
-    return Bucket(store.endpoint, labstore.bucket(source), labstore.REGION, keys[0], keys[1])
+    return Bucket(store.endpoint, labstore.bucket(stack), labstore.REGION, keys[0], keys[1],
+                  remote)
 
 
 def tar_member(tar_bytes: bytes, name: str) -> str:
@@ -342,11 +353,16 @@ def put_in_place(remote: Remote, host: str, staged: str, dest: str, stamp: str) 
 
 def recover(target_name: str, source_name: str, to: str | None, allow_cloud: bool) -> Result:
     target_time = parse_target(to) if to else None  # refused before anything is looked at
-    _, source = load_pair(target_name, source_name, allow_cloud)
+    target, source = load_pair(target_name, source_name, allow_cloud)
     manifest = read_manifest(source_name)
     from_bucket = labstore.store_of(source) is not None
     paths_a = StackPaths(source_name)
-    bucket = source_bucket(source, paths_a) if from_bucket else None
+    bucket = stack_bucket(source, paths_a) if from_bucket else None
+    # B keeps repo1 in its own bucket, as a cloud stack does (decision 0283): A's repository
+    # is staged there, not on B's disk.
+    into_bucket = from_bucket and labstore.repository(target) == "bucket"
+    own_bucket = stack_bucket(target, StackPaths(target_name), OWN_REMOTE) if into_bucket \
+        else None
     copy_from = None if from_bucket else source_backup(source_name)
     stack, paths = load_up_stack(target_name, allow_cloud, RESTORE_NEEDS)
     remote = Remote(stack, paths)
@@ -364,15 +380,22 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     if bucket is not None:
         staged = {"repo": f"{REPO_PARENT}/{REPO_DIR}.from-{source_name}-{stamp}",
                   "media": f"{MEDIA_PARENT}/{MEDIA_DIR}.from-{source_name}-{stamp}"}
+        if own_bucket is not None:  # a prefix of B's bucket, beside B's own repository
+            staged["repo"] = f"recover-from-{source_name}-{stamp}/{REPO_PREFIX}"
         with tl.step(f"Read {source_name}'s offsite bucket {bucket.bucket} from {backup} "
                      f"(into staging folders; nothing of {target_name}'s is replaced yet)"):
             try:
-                with BucketReader(remote, backup, bucket) as reader:
+                with BucketReader(remote, backup, bucket, own_bucket) as reader:
                     copy_name, blob = reader.newest_secrets_copy()
                     secrets_tar = decrypt_copy(blob, f"{copy_name} in {bucket.bucket}",
                                                paths_a)
-                    repo_bytes = reader.copy_repository(staged["repo"])
-                    info = repository_info(remote, backup, staged["repo"],
+                    if own_bucket is not None:
+                        repo_bytes = reader.copy_repository_to_own(staged["repo"])
+                        location = own_bucket.repo_lines(f"/{staged['repo']}")
+                    else:
+                        repo_bytes = reader.copy_repository(staged["repo"])
+                        location = posix_repo_lines(staged["repo"])
+                    info = repository_info(remote, backup, location,
                                            tar_member(secrets_tar, "pgbackrest-cipher").strip())
                     media_bytes = reader.copy_media(staged["media"]) if media else 0
                 backups = usable_backups(info, f"the repository in {bucket.bucket}",
@@ -380,8 +403,12 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
             except BaseException:
                 # Nothing of B's was replaced: take the staging copies away again, so that a
                 # second attempt starts as clean as the first.
-                remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
-                           check=False)
+                if own_bucket is not None:
+                    purge_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}")
+                    remote.run(backup, f"sudo rm -rf {staged['media']}", check=False)
+                else:
+                    remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
+                               check=False)
                 raise
             tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; "
                     f"secrets copy {copy_name} decrypts; repository {repo_bytes / 1e6:.1f} MB, "
@@ -407,7 +434,16 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
         for note in findings[-2:]:
             tl.note(note)
 
-    if bucket is not None:
+    if own_bucket is not None:
+        with tl.step(f"Put {source_name}'s repository in place in {target_name}'s bucket "
+                     f"{own_bucket.bucket}"):
+            own_repo, aside = (f"{own_bucket.bucket}/{REPO_PREFIX}",
+                               f"{own_bucket.bucket}/before-recover-{stamp}/{REPO_PREFIX}")
+            move_prefix(remote, backup, own_repo, aside)
+            move_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}", own_repo)
+            tl.note(f"{target_name}'s own repository kept as before-recover-{stamp}/"
+                    f"{REPO_PREFIX} in its bucket")
+    elif bucket is not None:
         with tl.step(f"Put {source_name}'s repository in place on {backup}"):
             put_in_place(remote, backup, staged["repo"], f"{REPO_PARENT}/{REPO_DIR}", stamp)
             tl.note(f"{target_name}'s own kept as {REPO_PARENT}/{REPO_DIR}"
@@ -426,7 +462,9 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                  f"({'to ' + target_time.isoformat() if target_time else 'latest'})"):
         restore_database(remote, primary, target_time)
         own = labstore.inventory_vars(stack)
-        if own:  # B's bucket holds B's old database's backups: kept, out of the way
+        if own and own_bucket is None:
+            # B's bucket (its repo2) holds B's old database's backups: kept, out of the way.
+            # (With repo1 in the bucket, A's repository took that place before the converge.)
             move_prefix(remote, backup, f"{own['bucket']}/{REPO_PREFIX}",
                         f"{own['bucket']}/before-recover-{stamp}/{REPO_PREFIX}")
             tl.note(f"{own['bucket']}/{REPO_PREFIX} in {target_name}'s bucket set aside as "
