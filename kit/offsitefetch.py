@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from dataclasses import dataclass
 
 from kit.drillkit import STANZA, Remote
@@ -72,16 +71,7 @@ def posix_repo_lines(path: str) -> list[str]:
 def run_with_input(remote: Remote, host: str, command: str, data: bytes,
                    timeout: float = 120) -> str:
     """``command`` on ``host`` with ``data`` on its stdin (secrets stay off command lines)."""
-    from kit import ssh
-
-    address = f"{remote.stack.admin.user}@{remote.host(host).address}"
-    result = subprocess.run(["ssh", *ssh.base_args(remote.paths), address, command],
-                            input=data, capture_output=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise PodiumError(f"on {host}: `{command[:160]}` failed (exit {result.returncode})",
-                          f"look at the host: ./podium ssh --stack {remote.stack.name} {host}",
-                          detail=result.stderr.decode(errors="replace")[-2000:])
-    return result.stdout.decode(errors="replace")
+    return remote.read_bytes(host, command, timeout, data).decode(errors="replace")
 
 
 class BucketReader:

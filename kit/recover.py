@@ -269,8 +269,8 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
                .split()[0])
     dst.run(dst_host, f"sudo sh -c 'if [ -e {parent}/{name} ]; then mv {parent}/{name} "
                       f"{parent}/{name}.before-recover-{stamp}; fi'")
-    reader = ["ssh", *_ssh(src, src_host), f"sudo tar -C {parent} -cf - {name}"]
-    writer = ["ssh", *_ssh(dst, dst_host), f"sudo tar -C {parent} -xpf -"]
+    reader = [*src.ssh_command(src_host), f"sudo tar -C {parent} -cf - {name}"]
+    writer = [*dst.ssh_command(dst_host), f"sudo tar -C {parent} -xpf -"]
     result = subprocess.run(["bash", "-o", "pipefail", "-c",
                              f"{shlex.join(reader)} | {shlex.join(writer)}"],
                             capture_output=True, text=True, timeout=3600, check=False)
@@ -280,13 +280,6 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
                           "both hosts must be running; retry the recovery",
                           detail=result.stderr[-2000:])
     return size
-
-
-def _ssh(remote: Remote, host: str) -> list[str]:
-    from kit import ssh
-
-    return [*ssh.base_args(remote.paths),
-            f"{remote.stack.admin.user}@{remote.host(host).address}"]
 
 
 # ---------------------------------------------------------------- A's bucket (decision 0282)
