@@ -582,20 +582,26 @@ def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto
            *(f"| {' | '.join(r)} |" for r in rows), ""] if rows else []),
         "## Identity and copies", "", *(f"- {n}" for n in findings), "",
         f"Smoke: {smoke_text}", "",
-        where_from(source),
+        where_from(source, stack.name),
     ]
 
 
-def where_from(source: str) -> str:
-    """What stood for the offsite copy in this recovery, said plainly."""
+def where_from(source: str, target: str) -> str:
+    """What stood for the offsite copy in this recovery, and where the repository went, said
+    plainly."""
     store = labstore.store_of(load_stack(source))
     if store is not None:
+        into = load_stack(target)
+        went = (f"The repository went bucket to bucket into `{labstore.bucket(into)}`, where "
+                f"`{target}` keeps its repo1 as a cloud stack does (decision 0283). "
+                if labstore.repository(into) == "bucket" else
+                f"The repository went onto `{target}`'s backup host, where it keeps repo1. ")
         return (f"Read from the offsite bucket: every host of `{source}` was destroyed, its "
                 f"backup host too, and the repository, media copy and secrets copy came from "
                 f"its bucket `{labstore.bucket(load_stack(source))}` in the lab store "
                 f"`{store.stack.name}`, a third stack standing for object storage at another "
-                "company (decision 0282). Not shown here: a provider's bucket, its keys and "
-                "the network path between two companies (docs/runbooks/"
+                f"company (decision 0282). {went}Not shown here: a provider's bucket, its keys "
+                "and the network path between two companies (docs/runbooks/"
                 "cross-provider-recovery.md).")
     return ("Lab only: the backup host of the lost stack stood for the offsite store and was "
             "copied from. Stacks with an offsite bucket (`lab.offsite_store` in the lab, "

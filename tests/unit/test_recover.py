@@ -151,10 +151,12 @@ def test_report_has_rto_rpo_and_the_honest_cloud_note():
     # lab-prova keeps its copies in lab-offsite's bucket: the report says it read that bucket
     assert "every host of `lab-prova` was destroyed, its backup host too" in text
     assert "`podium-lab-prova` in the lab store `lab-offsite`" in text
+    # lab-provb keeps repo1 in its bucket (decision 0283): the report says where it went
+    assert "bucket to bucket into `podium-lab-provb`" in text
 
 
 def test_report_says_when_a_backup_host_stood_for_the_offsite_store():
-    text = recover.where_from("lab-backup")
+    text = recover.where_from("lab-backup", "lab-provb")
     assert "the backup host of the lost stack stood for the offsite store" in text
     assert "lab-offsite" not in text
 
