@@ -562,6 +562,16 @@ def token_lookups():
     found.update({name: value - start[name] for name, value in token_counts().items()})
 
 
+def reading(client, make_user, post, drain) -> tuple:
+    """A reader (make_user's User) following an author, and the author's post "for readers
+    only", in the reader's feed."""
+    author, reader = make_user("author"), make_user("reader")
+    follow(client, reader, author)
+    status = post(author, "for readers only")
+    drain()
+    return reader, status
+
+
 def warm_token(client, headers, status_id: str) -> None:
     """Two reads showing `status_id`: the first fills the token cache, the second is a hit."""
     assert status_id in ids_of(client.get(HOME, headers=headers))
@@ -610,10 +620,7 @@ def test_the_token_cache_size_is_a_validated_setting(base_settings):
 
 def test_a_revoked_token_is_refused_on_the_next_read_with_the_cache_warm(
         app, client, make_user, post, drain, oauth_app):
-    author, reader = make_user("author"), make_user("reader")
-    follow(client, reader, author)
-    status = post(author, "for readers only")
-    drain()
+    _, status = reading(client, make_user, post, drain)
     token = client.post("/oauth/token", data={
         "grant_type": "password", "client_id": oauth_app["client_id"],
         "client_secret": oauth_app["client_secret"], "username": "reader",
@@ -633,11 +640,8 @@ def test_a_revoked_token_is_refused_on_the_next_read_with_the_cache_warm(
 
 def test_a_suspended_reader_is_refused_on_the_next_read_with_the_cache_warm(
         app, client, make_user, post, drain):
-    author, reader = make_user("author"), make_user("reader")
+    reader, status = reading(client, make_user, post, drain)
     mod = make_user("mod", role="moderator")
-    follow(client, reader, author)
-    status = post(author, "for readers only")
-    drain()
     warm_token(client, reader.headers, status["id"])
     assert client.post(f"/api/v1/admin/accounts/{reader.id}/action", headers=mod.headers,
                        json={"type": "suspend"}).status_code == 200
@@ -663,10 +667,7 @@ def test_every_condition_of_the_token_check_is_in_the_page_statement(
     """Each row change that the ordinary path refuses is refused by the page statement of a
     warm read (dropping the check, or one of its conditions, serves the page here), with
     the ordinary path's answer; a change it accepts stays a hit."""
-    author, reader = make_user("author"), make_user("reader")
-    follow(client, reader, author)
-    status = post(author, "for readers only")
-    drain()
+    reader, status = reading(client, make_user, post, drain)
     warm_token(client, reader.headers, status["id"])
     sql(base_settings, change, token_hash=security.token_hash(reader.token),
         account_id=uuid.UUID(int=int(reader.id)))
@@ -685,10 +686,8 @@ def test_a_token_given_to_another_account_reads_that_accounts_home(
         app, base_settings, client, make_user, post, drain):
     """The cached account id is checked too: a token row that now names another account
     (not something the app does) is answered for that account, as without the cache."""
-    author, reader, other = make_user("author"), make_user("reader"), make_user("other")
-    follow(client, reader, author)
-    status = post(author, "for readers only")
-    drain()
+    reader, status = reading(client, make_user, post, drain)
+    other = make_user("other")
     warm_token(client, reader.headers, status["id"])
     sql(base_settings, "UPDATE oauth_tokens SET account_id = :other WHERE token_hash = :h",
         other=uuid.UUID(int=int(other.id)), h=security.token_hash(reader.token))
@@ -702,10 +701,7 @@ def test_a_token_given_to_another_account_reads_that_accounts_home(
 
 def test_a_cached_token_whose_feed_is_gone_rebuilds_it_after_the_token_check(
         app, base_settings, client, make_user, post, drain):
-    author, reader = make_user("author"), make_user("reader")
-    follow(client, reader, author)
-    status = post(author, "for readers only")
-    drain()
+    reader, status = reading(client, make_user, post, drain)
     warm_token(client, reader.headers, status["id"])
 
     async def flush() -> None:

@@ -224,7 +224,9 @@ def token_gated(query, ascending: bool, scope: str):
         func.regexp_split_to_array(token.c.scopes, r"\s+").op("&&")(
             bindparam("granting", value=sorted(granting(scope)), type_=ARRAY(Text))),
     )
-    gate = select(valid.label("authorized")).subquery("gate")
+    # MATERIALIZED: evaluated once. As a subquery, PostgreSQL pulled it up and ran the check
+    # twice (once for the column, once for the page's filter).
+    gate = select(valid.label("authorized")).cte("gate").prefix_with("MATERIALIZED")
     page = query.where(gate.c.authorized).lateral("page")
     first = page.c[0]
     return (select(gate.c.authorized, *page.c).select_from(gate.outerjoin(page, true()))
