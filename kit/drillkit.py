@@ -158,13 +158,20 @@ class Remote:
                 detail=(result.stderr or result.stdout)[-2000:])
         return result.stdout
 
-    def read_bytes(self, name: str, command: str, timeout: float = 120) -> bytes:
-        host = self.host(name)
-        result = subprocess.run(
-            ["ssh", *ssh.base_args(self.paths), f"{self.stack.admin.user}@{host.address}",
-             command], capture_output=True, timeout=timeout)
+    def ssh_command(self, name: str) -> list[str]:
+        """``ssh`` with the stack's options to the host's admin user (a command follows)."""
+        return ["ssh", *ssh.base_args(self.paths),
+                f"{self.stack.admin.user}@{self.host(name).address}"]
+
+    def read_bytes(self, name: str, command: str, timeout: float = 120,
+                   data: bytes | None = None) -> bytes:
+        """``command``'s output as bytes; ``data`` goes to its stdin (secrets stay off
+        command lines)."""
+        result = subprocess.run([*self.ssh_command(name), command], input=data,
+                                capture_output=True, timeout=timeout, check=False)
         if result.returncode != 0:
-            raise PodiumError(f"on {name}: `{command}` failed (exit {result.returncode})",
+            raise PodiumError(f"on {name}: `{command[:160]}` failed (exit {result.returncode})",
+                              f"look at the host: ./podium ssh --stack {self.stack.name} {name}",
                               detail=result.stderr.decode(errors="replace")[-2000:])
         return result.stdout
 

@@ -88,13 +88,20 @@ def inventory_vars(stack: Stack) -> dict:
     if own:
         return {"endpoint": own[0].name, "address": str(own[0].address),
                 "bucket": "podium-offsite", "region": REGION, "create_bucket": False,
-                "ca_file": str(store_ca_file(stack.name).resolve())}
+                "ca_file": str(store_ca_file(stack.name).resolve()),
+                "repository": repository(stack)}
     store = store_of(stack)
     if store is None:
         return {}
     return {"endpoint": store.endpoint, "address": stack.gateway, "bucket": bucket(stack),
             "region": REGION, "create_bucket": True, "store_stack": store.stack.name,
-            "ca_file": str(store.ca_file.resolve())}
+            "ca_file": str(store.ca_file.resolve()), "repository": repository(stack)}
+
+
+def repository(stack: Stack) -> str:
+    """Where repo1 is: ``disk`` (the backup host's, with repo2 in the bucket) or ``bucket``
+    (only there, as in the cloud; decision 0283)."""
+    return stack.lab.repository if stack.lab is not None else "disk"
 
 
 # ---------------------------------------------------------------- the relay on the host

@@ -11,13 +11,17 @@ What A's bucket holds (decision 0281): pgBackRest's repository under the reposit
 (``var/lib/pgbackrest/``: the same layout as on disk, so a copy of it is a posix
 repository), ``<prefix>/media/current/`` (the media copy) and ``<prefix>/secrets/`` (the
 age-encrypted secrets copies).
+
+Where A's repository goes depends on where B keeps its own (decision 0283): a folder on B's
+backup host's disk (the lab's default), or a staging prefix in B's own bucket when B's
+repo1 is there, as in the cloud. Either way it is checked with ``pgbackrest info`` under A's
+passphrase before anything of B's is replaced.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from dataclasses import dataclass
 
 from kit.drillkit import STANZA, Remote
@@ -25,6 +29,8 @@ from kit.errors import PodiumError
 
 RUN_DIR = "/run/podium-recover"
 REMOTE = "lost"  # rclone remote name of A's bucket in RUN_DIR/rclone.conf
+OWN_REMOTE = "own"  # and of B's own bucket there, when A's repository is copied into it
+OWN_CONFIG = "/etc/podium-offsite/rclone.conf"  # B's own remote "offsite", by its backup role
 S3_CA = "/etc/pgbackrest/s3-ca.crt"  # the store's CA, put there by B's backup role
 OFFSITE_PREFIX = "podium-offsite"
 REPO_PREFIX = "var/lib/pgbackrest"
@@ -32,51 +38,58 @@ REPO_PREFIX = "var/lib/pgbackrest"
 
 @dataclass(frozen=True)
 class Bucket:
-    """A's bucket as B's backup host reaches it."""
+    """A bucket as B's backup host reaches it: A's (remote ``lost``), or B's own (``own``)."""
 
     endpoint: str
     bucket: str
     region: str
     key: str
     secret: str
+    remote: str = REMOTE
 
     def rclone_conf(self) -> str:
-        return "\n".join([f"[{REMOTE}]", "type = s3", "provider = Other",
+        return "\n".join([f"[{self.remote}]", "type = s3", "provider = Other",
                           f"access_key_id = {self.key}", f"secret_access_key = {self.secret}",
                           f"endpoint = https://{self.endpoint}", f"region = {self.region}",
                           "force_path_style = true", "no_check_bucket = true", ""])
 
     def path(self, *parts: str) -> str:
-        return "/".join([f"{REMOTE}:{self.bucket}", *parts])
+        return "/".join([f"{self.remote}:{self.bucket}", *parts])
+
+    def repo_lines(self, path: str) -> list[str]:
+        """pgBackRest's repo1 settings for ``path`` (absolute) in this bucket."""
+        return ["repo1-type=s3", f"repo1-path={path}", f"repo1-s3-endpoint={self.endpoint}",
+                f"repo1-s3-bucket={self.bucket}", f"repo1-s3-region={self.region}",
+                f"repo1-s3-key={self.key}", f"repo1-s3-key-secret={self.secret}",
+                "repo1-s3-uri-style=path", f"repo1-storage-ca-file={S3_CA}"]
+
+
+def posix_repo_lines(path: str) -> list[str]:
+    return [f"repo1-path={path}"]
 
 
 def run_with_input(remote: Remote, host: str, command: str, data: bytes,
                    timeout: float = 120) -> str:
     """``command`` on ``host`` with ``data`` on its stdin (secrets stay off command lines)."""
-    from kit import ssh
-
-    address = f"{remote.stack.admin.user}@{remote.host(host).address}"
-    result = subprocess.run(["ssh", *ssh.base_args(remote.paths), address, command],
-                            input=data, capture_output=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise PodiumError(f"on {host}: `{command[:160]}` failed (exit {result.returncode})",
-                          f"look at the host: ./podium ssh --stack {remote.stack.name} {host}",
-                          detail=result.stderr.decode(errors="replace")[-2000:])
-    return result.stdout.decode(errors="replace")
+    return remote.read_bytes(host, command, timeout, data).decode(errors="replace")
 
 
 class BucketReader:
-    """rclone on B's backup host against A's bucket; use as a context manager."""
+    """rclone on B's backup host against A's bucket (and B's own, when given); use as a
+    context manager."""
 
-    def __init__(self, remote: Remote, host: str, bucket: Bucket) -> None:
-        self.remote, self.host, self.bucket = remote, host, bucket
+    def __init__(self, remote: Remote, host: str, bucket: Bucket,
+                 own: Bucket | None = None) -> None:
+        self.remote, self.host, self.bucket, self.own = remote, host, bucket, own
         self.rclone = (f"sudo rclone --config {RUN_DIR}/rclone.conf --ca-cert {S3_CA} "
                        "--fast-list")
 
     def __enter__(self) -> BucketReader:
         run_with_input(self.remote, self.host,
                        f"sudo install -d -m 0711 {RUN_DIR} && sudo sh -c 'umask 077 && "
-                       f"cat > {RUN_DIR}/rclone.conf'", self.bucket.rclone_conf().encode())
+                       f"cat > {RUN_DIR}/rclone.conf'",
+                       (self.bucket.rclone_conf()
+                        + (self.own.rclone_conf() if self.own else "")).encode())
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -110,6 +123,15 @@ class BucketReader:
                                    f"sudo chmod 0750 {shlex.quote(dest)}")
         return _size(self.remote, self.host, dest)
 
+    def copy_repository_to_own(self, prefix: str) -> int:
+        """A's repository into ``prefix`` of B's own bucket (straight from bucket to bucket
+        through the host, nothing on its disk); returns its size in bytes."""
+        assert self.own is not None, "BucketReader(own=...) is needed for this"
+        dest = self.own.path(prefix)
+        self._rclone(f"copy {shlex.quote(self.bucket.path(REPO_PREFIX) + '/')} "
+                     f"{shlex.quote(dest + '/')}", timeout=3600)
+        return int(json.loads(self._rclone(f"size --json {shlex.quote(dest + '/')}"))["bytes"])
+
     def copy_media(self, dest: str) -> int:
         """A's media copy into ``dest`` (owned by the media copy's user, as a push leaves it)."""
         source = self.bucket.path(OFFSITE_PREFIX, "media", "current")
@@ -120,10 +142,11 @@ class BucketReader:
         return _size(self.remote, self.host, dest)
 
 
-def repository_info(remote: Remote, host: str, repo_path: str, cipher_pass: str) -> dict:
-    """``pgbackrest info`` of the posix repository at ``repo_path`` read with A's passphrase
-    (a configuration file of its own: B's pgbackrest.conf still has B's)."""
-    conf = "\n".join(["[global]", f"repo1-path={repo_path}", "repo1-cipher-type=aes-256-cbc",
+def repository_info(remote: Remote, host: str, location: list[str], cipher_pass: str) -> dict:
+    """``pgbackrest info`` of the repository at ``location`` (``posix_repo_lines`` or
+    ``Bucket.repo_lines``) read with A's passphrase (a configuration file of its own, under
+    RUN_DIR: B's pgbackrest.conf still has B's)."""
+    conf = "\n".join(["[global]", *location, "repo1-cipher-type=aes-256-cbc",
                       f"repo1-cipher-pass={cipher_pass}", "log-level-console=warn", "",
                       f"[{STANZA}]", "pg1-path=/var/lib/postgresql/17/main", ""])
     run_with_input(remote, host,
@@ -137,11 +160,20 @@ def repository_info(remote: Remote, host: str, repo_path: str, cipher_pass: str)
 
 def move_prefix(remote: Remote, host: str, prefix: str, to: str) -> None:
     """Set aside ``prefix`` of the host's own bucket (its rclone remote ``offsite``) under
-    ``to``; nothing is deleted. Nothing there (a new bucket) is not an error."""
-    conf = "/etc/podium-offsite/rclone.conf"
-    remote.run(host, f"sudo rclone --config {conf} --ca-cert {S3_CA} move "
-                     f"offsite:{shlex.quote(prefix)} offsite:{shlex.quote(to)}",
-               timeout=3600)
+    ``to``; nothing is deleted. Nothing there (a new bucket) is not an error. Within one
+    bucket the S3 backend copies on the server side."""
+    remote.run(host, f"{_own_rclone()} move offsite:{shlex.quote(prefix)} "
+                     f"offsite:{shlex.quote(to)}", timeout=3600)
+
+
+def purge_prefix(remote: Remote, host: str, prefix: str) -> None:
+    """Remove ``prefix`` of the host's own bucket (a staging copy that was not used)."""
+    remote.run(host, f"{_own_rclone()} purge offsite:{shlex.quote(prefix)}", check=False,
+               timeout=900)
+
+
+def _own_rclone() -> str:
+    return f"sudo rclone --config {OWN_CONFIG} --ca-cert {S3_CA}"
 
 
 def _size(remote: Remote, host: str, path: str) -> int:

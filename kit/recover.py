@@ -59,7 +59,16 @@ from kit.drillkit import (
 )
 from kit.errors import PodiumError
 from kit.machines import Machine
-from kit.offsitefetch import REPO_PREFIX, Bucket, BucketReader, move_prefix, repository_info
+from kit.offsitefetch import (
+    OWN_REMOTE,
+    REPO_PREFIX,
+    Bucket,
+    BucketReader,
+    move_prefix,
+    posix_repo_lines,
+    purge_prefix,
+    repository_info,
+)
 from kit.paths import StackPaths, shown
 from kit.stack import Stack, load_stack
 
@@ -260,8 +269,8 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
                .split()[0])
     dst.run(dst_host, f"sudo sh -c 'if [ -e {parent}/{name} ]; then mv {parent}/{name} "
                       f"{parent}/{name}.before-recover-{stamp}; fi'")
-    reader = ["ssh", *_ssh(src, src_host), f"sudo tar -C {parent} -cf - {name}"]
-    writer = ["ssh", *_ssh(dst, dst_host), f"sudo tar -C {parent} -xpf -"]
+    reader = [*src.ssh_command(src_host), f"sudo tar -C {parent} -cf - {name}"]
+    writer = [*dst.ssh_command(dst_host), f"sudo tar -C {parent} -xpf -"]
     result = subprocess.run(["bash", "-o", "pipefail", "-c",
                              f"{shlex.join(reader)} | {shlex.join(writer)}"],
                             capture_output=True, text=True, timeout=3600, check=False)
@@ -273,29 +282,24 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
     return size
 
 
-def _ssh(remote: Remote, host: str) -> list[str]:
-    from kit import ssh
-
-    return [*ssh.base_args(remote.paths),
-            f"{remote.stack.admin.user}@{remote.host(host).address}"]
-
-
 # ---------------------------------------------------------------- A's bucket (decision 0282)
 
-def source_bucket(source: Stack, paths_a: StackPaths) -> Bucket:
-    """A's bucket in its lab store, with A's key pair from the controller (in production the
-    operator holds it apart from the lost provider, as the age identity)."""
-    store = labstore.store_of(source)
+def stack_bucket(stack: Stack, paths: StackPaths, remote: str = "lost") -> Bucket:
+    """A stack's bucket in its lab store, with its key pair from the controller: A's (in
+    production the operator holds it apart from the lost provider, as the age identity), or
+    B's own (one of the HOST_BOUND_SECRETS B keeps)."""
+    store = labstore.store_of(stack)
     assert store is not None
     keys = []
     for name in ("objectstore-key", "objectstore-secret"):
-        path = paths_a.secrets / name
+        path = paths.secrets / name
         if not path.is_file():
-            raise PodiumError(f"{shown(path)} (the key of {source.name}'s offsite bucket) is "
+            raise PodiumError(f"{shown(path)} (the key of {stack.name}'s offsite bucket) is "
                               "missing: the bucket cannot be read",
                               "put it back from where the operator keeps it")
         keys.append(path.read_text().strip())
-    return Bucket(store.endpoint, labstore.bucket(source), labstore.REGION, keys[0], keys[1])
+    return Bucket(store.endpoint, labstore.bucket(stack), labstore.REGION, keys[0], keys[1],
+                  remote)
 
 
 def tar_member(tar_bytes: bytes, name: str) -> str:
@@ -342,11 +346,16 @@ def put_in_place(remote: Remote, host: str, staged: str, dest: str, stamp: str) 
 
 def recover(target_name: str, source_name: str, to: str | None, allow_cloud: bool) -> Result:
     target_time = parse_target(to) if to else None  # refused before anything is looked at
-    _, source = load_pair(target_name, source_name, allow_cloud)
+    target, source = load_pair(target_name, source_name, allow_cloud)
     manifest = read_manifest(source_name)
     from_bucket = labstore.store_of(source) is not None
     paths_a = StackPaths(source_name)
-    bucket = source_bucket(source, paths_a) if from_bucket else None
+    bucket = stack_bucket(source, paths_a) if from_bucket else None
+    # B keeps repo1 in its own bucket, as a cloud stack does (decision 0283): A's repository
+    # is staged there, not on B's disk.
+    into_bucket = from_bucket and labstore.repository(target) == "bucket"
+    own_bucket = stack_bucket(target, StackPaths(target_name), OWN_REMOTE) if into_bucket \
+        else None
     copy_from = None if from_bucket else source_backup(source_name)
     stack, paths = load_up_stack(target_name, allow_cloud, RESTORE_NEEDS)
     remote = Remote(stack, paths)
@@ -364,15 +373,22 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     if bucket is not None:
         staged = {"repo": f"{REPO_PARENT}/{REPO_DIR}.from-{source_name}-{stamp}",
                   "media": f"{MEDIA_PARENT}/{MEDIA_DIR}.from-{source_name}-{stamp}"}
+        if own_bucket is not None:  # a prefix of B's bucket, beside B's own repository
+            staged["repo"] = f"recover-from-{source_name}-{stamp}/{REPO_PREFIX}"
         with tl.step(f"Read {source_name}'s offsite bucket {bucket.bucket} from {backup} "
                      f"(into staging folders; nothing of {target_name}'s is replaced yet)"):
             try:
-                with BucketReader(remote, backup, bucket) as reader:
+                with BucketReader(remote, backup, bucket, own_bucket) as reader:
                     copy_name, blob = reader.newest_secrets_copy()
                     secrets_tar = decrypt_copy(blob, f"{copy_name} in {bucket.bucket}",
                                                paths_a)
-                    repo_bytes = reader.copy_repository(staged["repo"])
-                    info = repository_info(remote, backup, staged["repo"],
+                    if own_bucket is not None:
+                        repo_bytes = reader.copy_repository_to_own(staged["repo"])
+                        location = own_bucket.repo_lines(f"/{staged['repo']}")
+                    else:
+                        repo_bytes = reader.copy_repository(staged["repo"])
+                        location = posix_repo_lines(staged["repo"])
+                    info = repository_info(remote, backup, location,
                                            tar_member(secrets_tar, "pgbackrest-cipher").strip())
                     media_bytes = reader.copy_media(staged["media"]) if media else 0
                 backups = usable_backups(info, f"the repository in {bucket.bucket}",
@@ -380,8 +396,12 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
             except BaseException:
                 # Nothing of B's was replaced: take the staging copies away again, so that a
                 # second attempt starts as clean as the first.
-                remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
-                           check=False)
+                if own_bucket is not None:
+                    purge_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}")
+                    remote.run(backup, f"sudo rm -rf {staged['media']}", check=False)
+                else:
+                    remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
+                               check=False)
                 raise
             tl.note(f"{len(backups)} backup(s), newest ended {_stop(backups[-1])} UTC; "
                     f"secrets copy {copy_name} decrypts; repository {repo_bytes / 1e6:.1f} MB, "
@@ -407,7 +427,16 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
         for note in findings[-2:]:
             tl.note(note)
 
-    if bucket is not None:
+    if own_bucket is not None:
+        with tl.step(f"Put {source_name}'s repository in place in {target_name}'s bucket "
+                     f"{own_bucket.bucket}"):
+            own_repo, aside = (f"{own_bucket.bucket}/{REPO_PREFIX}",
+                               f"{own_bucket.bucket}/before-recover-{stamp}/{REPO_PREFIX}")
+            move_prefix(remote, backup, own_repo, aside)
+            move_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}", own_repo)
+            tl.note(f"{target_name}'s own repository kept as before-recover-{stamp}/"
+                    f"{REPO_PREFIX} in its bucket")
+    elif bucket is not None:
         with tl.step(f"Put {source_name}'s repository in place on {backup}"):
             put_in_place(remote, backup, staged["repo"], f"{REPO_PARENT}/{REPO_DIR}", stamp)
             tl.note(f"{target_name}'s own kept as {REPO_PARENT}/{REPO_DIR}"
@@ -426,7 +455,9 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                  f"({'to ' + target_time.isoformat() if target_time else 'latest'})"):
         restore_database(remote, primary, target_time)
         own = labstore.inventory_vars(stack)
-        if own:  # B's bucket holds B's old database's backups: kept, out of the way
+        if own and own_bucket is None:
+            # B's bucket (its repo2) holds B's old database's backups: kept, out of the way.
+            # (With repo1 in the bucket, A's repository took that place before the converge.)
             move_prefix(remote, backup, f"{own['bucket']}/{REPO_PREFIX}",
                         f"{own['bucket']}/before-recover-{stamp}/{REPO_PREFIX}")
             tl.note(f"{own['bucket']}/{REPO_PREFIX} in {target_name}'s bucket set aside as "
@@ -434,6 +465,14 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
 
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'}"):
         rebuild_replicas(paths, groups, replicas)
+        # Between the converge with A's passwords and the restore, PgBouncer's logins to B's
+        # old database failed. PgBouncer keeps that failure and answers the next client of an
+        # idle pool with it, even many minutes later (seen on a replica nobody had read
+        # from): it is started afresh now that the passwords match.
+        for host in groups["postgres"]:
+            remote.run(host, "sudo systemctl restart pgbouncer")
+        tl.note(f"PgBouncer restarted on {', '.join(groups['postgres'])} (no stale login "
+                "failure kept)")
 
     with tl.step(f"Restore media on {', '.join(media) or '(no media host)'} from "
                  f"{source_name}'s copy ({target_name}'s own media pushes paused)"):
@@ -551,20 +590,26 @@ def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto
            *(f"| {' | '.join(r)} |" for r in rows), ""] if rows else []),
         "## Identity and copies", "", *(f"- {n}" for n in findings), "",
         f"Smoke: {smoke_text}", "",
-        where_from(source),
+        where_from(source, stack.name),
     ]
 
 
-def where_from(source: str) -> str:
-    """What stood for the offsite copy in this recovery, said plainly."""
+def where_from(source: str, target: str) -> str:
+    """What stood for the offsite copy in this recovery, and where the repository went, said
+    plainly."""
     store = labstore.store_of(load_stack(source))
     if store is not None:
+        into = load_stack(target)
+        went = (f"The repository went bucket to bucket into `{labstore.bucket(into)}`, where "
+                f"`{target}` keeps its repo1 as a cloud stack does (decision 0283). "
+                if labstore.repository(into) == "bucket" else
+                f"The repository went onto `{target}`'s backup host, where it keeps repo1. ")
         return (f"Read from the offsite bucket: every host of `{source}` was destroyed, its "
                 f"backup host too, and the repository, media copy and secrets copy came from "
                 f"its bucket `{labstore.bucket(load_stack(source))}` in the lab store "
                 f"`{store.stack.name}`, a third stack standing for object storage at another "
-                "company (decision 0282). Not shown here: a provider's bucket, its keys and "
-                "the network path between two companies (docs/runbooks/"
+                f"company (decision 0282). {went}Not shown here: a provider's bucket, its keys "
+                "and the network path between two companies (docs/runbooks/"
                 "cross-provider-recovery.md).")
     return ("Lab only: the backup host of the lost stack stood for the offsite store and was "
             "copied from. Stacks with an offsite bucket (`lab.offsite_store` in the lab, "

@@ -154,6 +154,10 @@ class Lab(Strict):
     # Another lab stack whose objectstore host stands for the offsite bucket at another
     # company (decision 0282): the backups and copies then outlive every host of this stack.
     offsite_store: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    # Where pgBackRest's repo1 lives: on the backup host's disk with a second repository in
+    # the bucket (the lab's default), or in the bucket only, as cloud stacks keep it
+    # (decision 0283: the lab rehearses a cloud stack's recovery with it).
+    repository: Literal["disk", "bucket"] = "disk"
 
 
 class Offsite(Strict):
@@ -261,6 +265,11 @@ class Stack(Strict):
             if own:
                 raise ValueError(f"lab.offsite_store: the stack has its own objectstore host "
                                  f"({', '.join(own)}); use one or the other")
+        if (self.lab is not None and self.lab.repository == "bucket"
+                and self.lab.offsite_store is None
+                and not any("objectstore" in h.roles for h in self.hosts)):
+            raise ValueError("lab.repository: 'bucket' needs a bucket: name a store stack in "
+                             "lab.offsite_store, or give a host the objectstore role")
         if self.provider != "local":
             if self.lab is not None:
                 raise ValueError(f"lab: only for provider 'local', not '{self.provider}'")

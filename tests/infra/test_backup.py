@@ -45,6 +45,50 @@ def primary(pytestconfig, inventory):
     )
 
 
+class Repo1:
+    """repo1's files by path under the repository: on the host's disk, or in its bucket
+    (rclone with the host's offsite configuration) when repo1 is S3, as in the cloud and in
+    a lab stack with lab.repository: bucket (decision 0283)."""
+
+    def __init__(self, host, bucket: str | None) -> None:
+        self.host, self.bucket = host, bucket
+        self.rclone = ("rclone --config /etc/podium-offsite/rclone.conf --ca-cert "
+                       "/etc/pgbackrest/s3-ca.crt")
+
+    def _where(self, path: str) -> str:
+        return (f"offsite:{self.bucket}{REPO}/{path}" if self.bucket else f"{REPO}/{path}")
+
+    def files(self, under: str) -> list[tuple[str, int]]:
+        """(path under the repository, size) of every file below ``under``."""
+        if self.bucket:
+            listed = _root(self.host, f"{self.rclone} lsjson -R --files-only "
+                                      f"{self._where(under)}/")
+            assert listed.rc == 0, listed.stderr
+            return [(f"{under}/{e['Path']}", e["Size"]) for e in json.loads(listed.stdout)]
+        found = _root(self.host, "find %s -type f -printf '%%P %%s\\n'", f"{REPO}/{under}")
+        return [(f"{under}/{line.rsplit(' ', 1)[0]}", int(line.rsplit(" ", 1)[1]))
+                for line in found.stdout.splitlines()]
+
+    def fetch(self, path: str, local: str) -> None:
+        """A copy of the file at ``local`` on the host (the repository's bytes, encrypted)."""
+        cmd = (f"{self.rclone} copyto {self._where(path)} {local}" if self.bucket
+               else f"cp -p {self._where(path)} {local}")
+        assert _root(self.host, cmd).rc == 0
+
+    def put(self, local: str, path: str) -> None:
+        cmd = (f"{self.rclone} copyto {local} {self._where(path)}" if self.bucket
+               else f"cp -p {local} {self._where(path)}")
+        assert _root(self.host, cmd).rc == 0
+
+
+@pytest.fixture(scope="module")
+def repo1(host, inventory) -> Repo1:
+    variables = inventory["all"]["vars"]
+    store = variables.get("podium_offsite") or variables.get("podium_lab_store") or {}
+    in_bucket = bool(variables.get("podium_offsite")) or store.get("repository") == "bucket"
+    return Repo1(host, store["bucket"] if in_bucket else None)
+
+
 def _info(host) -> dict:
     result = _pg(host, "pgbackrest --stanza=%s --output=json info", STANZA)
     assert result.rc == 0, result.stderr
@@ -76,7 +120,7 @@ def test_backups_come_from_the_replica(host, inventory):
     assert "replay on the standby reached" in log
 
 
-def test_wal_switch_is_archived_within_seconds(host, primary):
+def test_wal_switch_is_archived_within_seconds(host, primary, repo1):
     # A WAL record first: on an idle cluster pg_switch_wal() does not switch.
     switched = _pg(
         primary,
@@ -95,20 +139,20 @@ def test_wal_switch_is_archived_within_seconds(host, primary):
             break
         time.sleep(1)
     assert archived >= segment, f"{segment} not archived after 30 s (last: {archived})"
-    timeline_dir = f"{REPO}/archive/{STANZA}"
-    found = _root(host, "find %s -name '%s-*'", timeline_dir, segment)
-    assert found.stdout.strip(), f"{segment} not in the repository"
+    found = [p for p, _ in repo1.files(f"archive/{STANZA}")
+             if p.rsplit("/", 1)[-1].startswith(f"{segment}-")]
+    assert found, f"{segment} not in the repository"
 
 
-def test_repository_is_encrypted(host):
+def test_repository_is_encrypted(host, repo1):
     info = _info(host)
     assert info["cipher"] == "aes-256-cbc"
     # An encrypted file starts with OpenSSL's "Salted__" header, a plaintext one would not.
-    manifest = _root(
-        host, "find %s/backup/%s -name backup.manifest -print -quit", REPO, STANZA
-    ).stdout.strip()
-    assert manifest
-    head = _root(host, "head -c 8 %s", manifest).stdout
+    manifest = next(p for p, _ in repo1.files(f"backup/{STANZA}")
+                    if p.endswith("/backup.manifest"))
+    repo1.fetch(manifest, "/tmp/podium-manifest-head")
+    head = _root(host, "head -c 8 /tmp/podium-manifest-head && rm -f "
+                       "/tmp/podium-manifest-head").stdout
     assert head == "Salted__", head
 
 
@@ -139,10 +183,11 @@ def textfile_series(host) -> dict[str, float]:
 
 def expected_repositories(inventory) -> list[int]:
     """repo1, and repo2 in the bucket in a lab stack with an S3 stand-in, its own (decision
-    0281) or another stack's (0282)."""
+    0281) or another stack's (0282), unless repo1 is that bucket already (0283)."""
     variables = inventory["all"]["vars"]
     stand_in = variables.get("podium_lab_store")
-    return [1, 2] if stand_in and not variables.get("podium_offsite") else [1]
+    beside = stand_in and stand_in.get("repository", "disk") != "bucket"
+    return [1, 2] if beside and not variables.get("podium_offsite") else [1]
 
 
 def test_age_check_passes_and_exports_metrics_for_every_repository(host, inventory):
@@ -175,25 +220,20 @@ def test_age_check_fails_when_stale(host):
     assert "STALE: repo1: newest archived WAL" in result.stderr
 
 
-def test_verify_detects_a_corrupted_backup(host):
-    """Corrupt one file of a copy of the newest backup on disk (repo1), verify must fail;
-    then put it back."""
+def test_verify_detects_a_corrupted_backup(host, repo1):
+    """Corrupt one file of the newest backup in repo1 (on disk, or in the bucket), verify
+    must fail; then put it back."""
     newest = [b for b in _info(host)["backup"]
               if b.get("database", {}).get("repo-key", 1) == 1][-1]["label"]
-    target = _root(
-        host, "find %s/backup/%s/%s/pg_data -type f -size +8k -print -quit", REPO, STANZA, newest
-    ).stdout.strip()
+    target = next((p for p, size in repo1.files(f"backup/{STANZA}/{newest}/pg_data")
+                   if size > 8192), None)
     assert target, "no file to corrupt"
-    assert _root(host, "cp -p %s /tmp/podium-verify-orig", target).rc == 0
+    repo1.fetch(target, "/tmp/podium-verify-orig")
     try:
-        assert (
-            _root(
-                host,
-                "dd if=/dev/urandom of=%s bs=1 count=64 seek=100 conv=notrunc status=none",
-                target,
-            ).rc
-            == 0
-        )
+        assert _root(host, "cp -p /tmp/podium-verify-orig /tmp/podium-verify-bad && dd "
+                           "if=/dev/urandom of=/tmp/podium-verify-bad bs=1 count=64 seek=100 "
+                           "conv=notrunc status=none").rc == 0
+        repo1.put("/tmp/podium-verify-bad", target)
         bad = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
         # pgBackRest 2.55 exits 0 and reports the stanza's status; podium reads the status.
         assert "status: error" in bad.stdout, bad.stdout
@@ -202,7 +242,8 @@ def test_verify_detects_a_corrupted_backup(host):
         unit = _root(host, "systemctl start pgbackrest-verify.service")
         assert unit.rc != 0, "pgbackrest-verify.service succeeded on a corrupted backup"
     finally:
-        _root(host, "cp -p /tmp/podium-verify-orig %s && rm -f /tmp/podium-verify-orig", target)
+        repo1.put("/tmp/podium-verify-orig", target)
+        _root(host, "rm -f /tmp/podium-verify-orig /tmp/podium-verify-bad")
     good = _pg(host, "pgbackrest --stanza=%s verify", STANZA)
     assert good.rc == 0, good.stdout + good.stderr
     assert "status: error" not in good.stdout, good.stdout

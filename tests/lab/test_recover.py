@@ -14,9 +14,11 @@ first, then 8 minutes each for A and B), so it runs only when asked, e.g.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
+import time
 
 import pytest
 
@@ -58,10 +60,12 @@ def run():
     recover.record_manifest(TARGET, SOURCE, allow_cloud=False)
     manifest = recover.read_manifest(SOURCE)
     destroyed = recover.lose_source(TARGET, SOURCE)
+    began = time.time()
     result = recover.recover(TARGET, SOURCE, None, allow_cloud=False)
     stack = lab._load_state(TARGET)
     paths = StackPaths(TARGET)
     return {"result": result, "manifest": manifest, "destroyed": destroyed,
+            "recovery_began": began,
             "remote": Remote(stack, paths), "primary": configured_primary(stack, paths),
             "media_host": media_host, "stray": stray}
 
@@ -118,6 +122,41 @@ def test_recovery_passes_and_reports_rto_rpo_and_a_timeline(run):
     text = result.report.read_text()
     assert "RTO (recovery began" in text and "RPO (newest post" in text
     assert "```mermaid" in text and "source lost" in text
+
+
+def test_the_repository_went_into_the_target_s_bucket_when_it_keeps_repo1_there(run):
+    """B with lab.repository: bucket (lab-provb; the cloud's shape, decision 0283): A's
+    backups are in B's bucket at B's repository path, B's own repository is set aside in the
+    bucket, no staging prefix is left, and B's repo1 is that bucket."""
+    target = lab._load_state(TARGET)
+    if labstore.repository(target) != "bucket" or not _bucket_source():
+        pytest.skip(f"{TARGET} keeps repo1 on disk, or {SOURCE} has no bucket")
+    remote, backup = run["remote"], target.groups()["backup"][0]
+    bucket = labstore.bucket(target)
+    top = remote.run(backup, "sudo rclone --config /etc/podium-offsite/rclone.conf --ca-cert "
+                             f"/etc/pgbackrest/s3-ca.crt lsf offsite:{bucket}/").split()
+    assert "var/" in top and any(n.startswith("before-recover-") for n in top), top
+    assert not any(n.startswith("recover-from-") for n in top), top
+    conf = remote.run(backup, "sudo cat /etc/pgbackrest/pgbackrest.conf")
+    assert "repo1-type=s3" in conf and f"repo1-s3-bucket={bucket}" in conf
+    assert "repo2-" not in conf
+    info = json.loads(remote.run(backup, "sudo -u postgres pgbackrest --stanza=podium "
+                                         "--output=json info"))[0]
+    stops = [b["timestamp"]["stop"] for b in info["backup"]]
+    # A's backups came along (made before the recovery), and the one on the new timeline.
+    assert min(stops) < run["recovery_began"] <= max(stops), (stops, run["recovery_began"])
+
+
+def test_pgbouncer_answers_the_first_client_on_every_postgres_host(run):
+    """The first connection through each host's PgBouncer after the recovery succeeds with
+    A's password: none answers with a login failure it kept from before the restore (the
+    replica's did, until recover restarted it)."""
+    target, remote = lab._load_state(TARGET), run["remote"]
+    password = (StackPaths(TARGET).secrets / "postgres-app").read_text().strip()
+    for host in target.groups()["postgres"]:
+        out = remote.run(host, f"PGPASSWORD={password} psql -XAtq -h 127.0.0.1 -p 6432 "
+                               "-U podium -d podium -c 'SELECT 41 + 1'", check=False)
+        assert out.strip() == "42", (host, out)
 
 
 def test_media_b_had_before_are_set_aside_not_served(run):

@@ -131,6 +131,23 @@ def test_lab_stack_with_another_stack_s_store_reaches_it_through_its_gateway(
     assert len(hosts) == len(stack.hosts) + 1
 
 
+def test_lab_stack_with_its_repository_in_the_bucket_is_shaped_like_a_cloud_stack(
+        tmp_path, secrets_in_tmp):  # noqa: F811
+    """lab-provb sets lab.repository: bucket (decision 0283): repo1 is the bucket in
+    lab-offsite, no second repository, as a cloud stack with podium:offsite."""
+    stack = load_stack("lab-provb")
+    data = inventory.build(stack, StackPaths(stack.name))
+    assert data["all"]["vars"]["podium_lab_store"]["repository"] == "bucket"
+    backup = next(h.name for h in stack.hosts if "backup" in h.roles)
+    found = _variables(tmp_path, data, backup, [*S3_VARS, "backup_s3_create_bucket"])
+    found.pop("backup_s3_key"), found.pop("backup_s3_key_secret"), found.pop("backup_s3_ca_file")
+    assert found == {
+        "backup_repo_type": "s3", "backup_repo2_s3": False, "backup_offsite_copy": True,
+        "backup_s3_endpoint": "offsite1", "backup_s3_bucket": "podium-lab-provb",
+        "backup_s3_region": "us-east-1", "backup_s3_create_bucket": True,
+    }
+
+
 def test_cloud_outputs_without_the_offsite_bucket_are_refused():
     with pytest.raises(PodiumError, match="no 'offsite_bucket'"):
         inventory.offsite_bucket_from_outputs(load_stack("hetzner"), {})

@@ -151,10 +151,12 @@ def test_report_has_rto_rpo_and_the_honest_cloud_note():
     # lab-prova keeps its copies in lab-offsite's bucket: the report says it read that bucket
     assert "every host of `lab-prova` was destroyed, its backup host too" in text
     assert "`podium-lab-prova` in the lab store `lab-offsite`" in text
+    # lab-provb keeps repo1 in its bucket (decision 0283): the report says where it went
+    assert "bucket to bucket into `podium-lab-provb`" in text
 
 
 def test_report_says_when_a_backup_host_stood_for_the_offsite_store():
-    text = recover.where_from("lab-backup")
+    text = recover.where_from("lab-backup", "lab-provb")
     assert "the backup host of the lost stack stood for the offsite store" in text
     assert "lab-offsite" not in text
 
@@ -176,15 +178,35 @@ def test_bucket_helpers_read_a_tar_member_and_refuse_unusable_repositories():
         recover.usable_backups(info, "x", parse_target("2026-01-01T00:00:00Z"))
 
 
-def test_source_bucket_takes_the_lost_stack_s_own_key_pair():
+def test_stack_bucket_takes_the_stack_s_own_key_pair():
     secrets = StackPaths("lab-prova").secrets
     secrets.mkdir(parents=True)
     (secrets / "objectstore-key").write_text("AKEY\n")
     (secrets / "objectstore-secret").write_text("asecret\n")
-    bucket = recover.source_bucket(recover.load_stack("lab-prova"), StackPaths("lab-prova"))
+    bucket = recover.stack_bucket(recover.load_stack("lab-prova"), StackPaths("lab-prova"))
     assert (bucket.bucket, bucket.endpoint, bucket.key, bucket.secret) == \
         ("podium-lab-prova", "offsite1", "AKEY", "asecret")
     conf = bucket.rclone_conf()
     assert "access_key_id = AKEY" in conf and "endpoint = https://offsite1" in conf
     assert bucket.path("podium-offsite", "secrets") == \
         "lost:podium-lab-prova/podium-offsite/secrets"
+
+
+def test_own_bucket_is_a_second_remote_and_a_pgbackrest_repository():
+    """Recovering into a stack whose repo1 is its bucket (decision 0283): the reader's
+    rclone configuration names both buckets, and the staged copy is checked as an S3
+    repository of B's bucket."""
+    from kit.offsitefetch import OWN_REMOTE, S3_CA, posix_repo_lines
+
+    secrets = StackPaths("lab-provb").secrets
+    secrets.mkdir(parents=True)
+    (secrets / "objectstore-key").write_text("BKEY\n")
+    (secrets / "objectstore-secret").write_text("bsecret\n")
+    own = recover.stack_bucket(recover.load_stack("lab-provb"), StackPaths("lab-provb"),
+                               OWN_REMOTE)
+    assert own.rclone_conf().startswith("[own]\n") and own.path("x") == "own:podium-lab-provb/x"
+    lines = own.repo_lines("/recover-from-a/var/lib/pgbackrest")
+    assert "repo1-type=s3" in lines and "repo1-path=/recover-from-a/var/lib/pgbackrest" in lines
+    assert "repo1-s3-bucket=podium-lab-provb" in lines and "repo1-s3-key=BKEY" in lines
+    assert f"repo1-storage-ca-file={S3_CA}" in lines and "repo1-s3-uri-style=path" in lines
+    assert posix_repo_lines("/var/lib/x") == ["repo1-path=/var/lib/x"]

@@ -203,6 +203,16 @@ def test_offsite_store_is_another_stack_and_not_beside_an_own_stand_in(local_sta
     assert "has its own objectstore host" in _error(local_stack_doc)
 
 
+def test_repository_in_the_bucket_needs_a_bucket(local_stack_doc):
+    lab_doc = local_stack_doc["config"]["podium:lab"]
+    lab_doc["repository"] = "bucket"
+    assert "lab.repository: 'bucket' needs a bucket" in _error(local_stack_doc)
+    lab_doc["repository"] = "tape"
+    assert "repository" in _error(local_stack_doc)
+    lab_doc["repository"], lab_doc["offsite_store"] = "bucket", "lab-offsite"
+    assert _parse(local_stack_doc).lab.repository == "bucket"
+
+
 def test_offsite_store_must_be_a_lab_stack_with_one_store_host(local_stack_doc):
     from kit import labstore
 
