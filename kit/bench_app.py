@@ -268,14 +268,33 @@ def _cache_hits(metrics: str) -> str:
     return f", entity cache hits {float(found.get('hit', 0)) / total:.0%}" if total else ""
 
 
+def baseline_env(items: list[str], compare_with: str | None) -> dict[str, str]:
+    """--baseline-env's KEY=VALUE items as a dict: PODIUM_* settings only, and only with
+    --compare-with (they apply to the baseline's server alone)."""
+    if items and not compare_with:
+        raise PodiumError("--baseline-env applies to the baseline of --compare-with: give "
+                          "--compare-with SRC too (this checkout's app/src compares one "
+                          "setting on the same code)")
+    found = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not re.fullmatch(r"PODIUM_[A-Z0-9_]+", key):
+            raise PodiumError(f"--baseline-env {item!r}: give PODIUM_SETTING=VALUE, e.g. "
+                              "PODIUM_TOKEN_CACHE_ENTRIES=0 (app/README.md lists the settings)")
+        found[key] = value
+    return found
+
+
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
-             baseline_src: str, services) -> None:
+             baseline_src: str, services, baseline_env: dict[str, str] | None = None) -> None:
     """Home reads alternating between two versions of the app on the same data, Redis and
-    load generator: `runs` rounds of (baseline, current), medians printed side by side."""
+    load generator: `runs` rounds of (baseline, current), medians printed side by side.
+    `baseline_env`: settings for the baseline's server only."""
     home = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}/api/v1/timelines/home"
     results: dict[str, list[dict]] = {"baseline": [], "current": []}
     for round_ in range(runs):
-        for label, extra in (("baseline", {"PYTHONPATH": baseline_src}), ("current", {})):
+        for label, extra in (("baseline", {"PYTHONPATH": baseline_src, **(baseline_env or {})}),
+                             ("current", {})):
             log.flush()
             log_start = Path(log.name).stat().st_size
             proc = _serve(python, {**env, **extra}, workers, log, procs)
@@ -319,7 +338,8 @@ def _worker_restarts(log: Path, start: int) -> int:
 
 
 def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
-        compare_with: str | None = None, runs: int = 3) -> None:
+        compare_with: str | None = None, runs: int = 3,
+        baseline_env: dict[str, str] | None = None) -> None:
     host.check_root()
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
@@ -347,7 +367,8 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         print(f"  built in {time.monotonic() - started:.0f}s", flush=True)
         log = (services.root / "bench.log").open("ab")
         if compare_with:
-            _compare(python, env, workers, seconds, runs, log, procs, compare_with, services)
+            _compare(python, env, workers, seconds, runs, log, procs, compare_with, services,
+                     baseline_env)
             return
         server = _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"

@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-with", metavar="SRC", default=None,
                    help="app: only home reads, alternating --runs times between the app "
                    "package under SRC (e.g. an older checkout's app/src) and this one")
+    p.add_argument("--baseline-env", metavar="KEY=VALUE", action="append", default=[],
+                   help="app, with --compare-with: a PODIUM_* setting for the baseline's "
+                   "server only (repeatable), e.g. --compare-with app/src --baseline-env "
+                   "PODIUM_TOKEN_CACHE_ENTRIES=0 compares one setting on the same code")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
 
@@ -273,7 +277,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             from kit import bench_app
 
             bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts,
-                          compare_with=args.compare_with, runs=args.runs)
+                          compare_with=args.compare_with, runs=args.runs,
+                          baseline_env=bench_app.baseline_env(args.baseline_env,
+                                                              args.compare_with))
         elif args.what == "resources":
             from kit import bench_resources
 

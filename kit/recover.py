@@ -465,6 +465,14 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
 
     with tl.step(f"Rebuild the replica(s) {', '.join(replicas) or '(none)'}"):
         rebuild_replicas(paths, groups, replicas)
+        # Between the converge with A's passwords and the restore, PgBouncer's logins to B's
+        # old database failed. PgBouncer keeps that failure and answers the next client of an
+        # idle pool with it, even many minutes later (seen on a replica nobody had read
+        # from): it is started afresh now that the passwords match.
+        for host in groups["postgres"]:
+            remote.run(host, "sudo systemctl restart pgbouncer")
+        tl.note(f"PgBouncer restarted on {', '.join(groups['postgres'])} (no stale login "
+                "failure kept)")
 
     with tl.step(f"Restore media on {', '.join(media) or '(no media host)'} from "
                  f"{source_name}'s copy ({target_name}'s own media pushes paused)"):

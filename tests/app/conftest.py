@@ -179,6 +179,17 @@ def client(server: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def oauth_app(client) -> dict:
+    """A registered OAuth app (POST /api/v1/apps): client_id, client_secret, ..."""
+    answer = client.post("/api/v1/apps", json={
+        "client_name": "tests",
+        "redirect_uris": "https://client.example/cb urn:ietf:wg:oauth:2.0:oob",
+        "scopes": "read write follow"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture
 def drain(app):
     """drain() runs the queue worker until the queue is empty (burst mode)."""
 

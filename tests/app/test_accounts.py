@@ -11,16 +11,6 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def oauth_app(client):
-    answer = client.post("/api/v1/apps", json={
-        "client_name": "tests",
-        "redirect_uris": "https://client.example/cb urn:ietf:wg:oauth:2.0:oob",
-        "scopes": "read write follow"})
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-@pytest.fixture
 def app_token(client, oauth_app):
     answer = client.post("/oauth/token", data={
         "grant_type": "client_credentials", "client_id": oauth_app["client_id"],

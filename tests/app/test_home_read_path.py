@@ -4,10 +4,20 @@ under the versions PostgreSQL sets (0270-rendered-status-cache.md). So an edit, 
 deletion, a suspension or a media change shows in the very next home read, before any queue
 job has run, and the paging shapes (bounds, trimmed feed, Redis down) keep their answers."""
 
+import asyncio
 import contextlib
+import uuid
 
-from podium_app import rawsql
+import pytest
+from podium_app import instance_settings, metrics, rawsql, security
+from podium_app.app import create_app
+from podium_app.settings import Settings
+from podium_app.tokencache import TokenCache
+from pydantic import ValidationError
+from redis.asyncio import Redis
 from sqlalchemy import event
+from test_accounts import PASSWORD, bearer
+from test_digest import sql
 from test_timelines import follow, ids_of
 
 HOME = "/api/v1/timelines/home"
@@ -148,34 +158,51 @@ def checkouts(app):
         event.remove(pool, "checkout", on_checkout)
 
 
-def home_statements(app, client, reader, monkeypatch, **params):
-    """The statements (SQL text) and pool checkouts of one home read, and its answer."""
+def home_statements(app, client, reader, monkeypatch, cold: bool = False, **params):
+    """The statements (SQL text) and pool checkouts of one home read, and its answer; with
+    cold=True, the token cache forgets the reader's token first. The instance settings'
+    own refresh (every 2 s, its own statement and checkout) is held off for the read: on a
+    loaded host it fell inside the measured read."""
+    if cold:
+        app.state.token_cache.clear()
     with statements(app, monkeypatch) as seen, checkouts(app) as pings:
+        monkeypatch.setattr(instance_settings, "CACHE_SECONDS", 3600.0)
         answer = client.get(HOME, headers=reader.headers, params=params)
     assert answer.status_code == 200
     assert all(sql.startswith("asyncpg: ") for sql, _ in seen), seen
     assert not any(in_transaction for _, in_transaction in seen)
-    return [sql for sql, _ in seen if "instance_settings" not in sql], len(pings), answer
+    return [sql for sql, _ in seen], len(pings), answer
 
 
-def test_a_home_read_is_two_statements_and_one_ping_without_a_transaction(
+def test_a_home_read_is_one_statement_and_one_ping_with_the_token_cached(
         app, client, make_user, post, drain, monkeypatch):
-    """docs/decisions/0286-home-read-two-statements.md: the token with its account, then
-    the page's statuses with their details (mentions, tags, media, the reader's likes and
-    reposts) and authors. A repost whose original is not on the page adds one statement;
-    a mentioned account not otherwise on the page adds one. These counts are the budget:
-    a change that adds a statement to the common read fails here."""
+    """docs/decisions/0297-home-read-token-cache.md, on 0286's count: with the reader's
+    token in the token cache, the page's statuses with their details (mentions, tags,
+    media, the reader's likes and reposts) and authors, and the token's check, in one
+    statement; with the cache cold, the token with its account first (today's two). A
+    repost whose original is not on the page adds one statement; a mentioned account not
+    otherwise on the page adds one. These counts are the budget: a change that adds a
+    statement to the common read fails here."""
     author, reader, sharer = make_user("author"), make_user("reader"), make_user("sharer")
     stranger = make_user("stranger")
     follow(client, reader, author)
     post(author, "one")
     post(author, "two")
     drain()
-    client.get(HOME, headers=reader.headers)  # the feed is built
-    sent, pings, answer = home_statements(app, client, reader, monkeypatch)
+    client.get(HOME, headers=reader.headers)  # the feed is built, the token cached
+    sent, pings, answer = home_statements(app, client, reader, monkeypatch, cold=True)
     assert len(ids_of(answer)) == 2
     assert len(sent) == 2 and pings == 1, (pings, sent)
     assert "oauth_tokens" in sent[0] and "statuses" in sent[1] and "accounts" in sent[1]
+    assert "oauth_tokens" not in sent[1]
+    warm, pings, again = home_statements(app, client, reader, monkeypatch)
+    assert len(warm) == 1 and pings == 1, (pings, warm)
+    assert "oauth_tokens" in warm[0] and "statuses" in warm[0] and "accounts" in warm[0]
+    assert again.content == answer.content and again.headers["link"] == answer.headers["link"]
+    # An empty page (a client polling for newer posts) is one statement too.
+    sent, pings, empty = home_statements(app, client, reader, monkeypatch,
+                                         since_id=ids_of(answer)[0])
+    assert empty.json() == [] and len(sent) == 1 and pings == 1, (pings, sent)
     # A repost of a post that is not on the page: its original is read with its details.
     unseen = post(stranger, "not followed")
     follow(client, reader, sharer)
@@ -185,12 +212,16 @@ def test_a_home_read_is_two_statements_and_one_ping_without_a_transaction(
     drain()
     sent, pings, answer = home_statements(app, client, reader, monkeypatch)
     assert len(ids_of(answer)) == 3 and answer.json()[0]["reblog"]["id"] == unseen["id"]
+    assert len(sent) == 2 and pings == 1, (pings, sent)
+    sent, pings, _ = home_statements(app, client, reader, monkeypatch, cold=True)
     assert len(sent) == 3 and pings == 1, (pings, sent)
     # A mention of an account that neither wrote nor was reposted on the page.
     post(author, "hello @stranger")
     drain()
     sent, pings, answer = home_statements(app, client, reader, monkeypatch, limit=1)
     assert answer.json()[0]["mentions"][0]["username"] == "stranger"
+    assert len(sent) == 2 and pings == 1, (pings, sent)
+    sent, pings, _ = home_statements(app, client, reader, monkeypatch, cold=True, limit=1)
     assert len(sent) == 3 and pings == 1, (pings, sent)
     # A write route still runs in a transaction.
     with statements(app) as seen:
@@ -509,3 +540,178 @@ def test_a_home_read_asks_redis_for_its_feed_in_one_script_call(base_settings, c
                              params={"min_id": posted[0]})) == posted[:0:-1]
     after = _redis_calls(base_settings.redis_url)
     assert after.get("eval", 0) - before.get("eval", 0) == 1
+
+
+# --- The token cache (docs/decisions/0297-home-read-token-cache.md) ------------------------
+# A token the cache knows is checked inside the page statement. Each refusal below must be
+# seen on the very next read with the cache warm, and be the answer the ordinary path gives.
+
+
+def token_counts() -> dict[str, float]:
+    return {name: counter._value.get() for name, counter in (
+        ("hit", metrics.TOKEN_CACHE_HITS), ("miss", metrics.TOKEN_CACHE_MISSES),
+        ("refused", metrics.TOKEN_CACHE_REFUSED))}
+
+
+@contextlib.contextmanager
+def token_lookups():
+    """How the token cache answered the reads of the block: {hit, miss, refused}."""
+    start = token_counts()
+    found: dict[str, float] = {}
+    yield found
+    found.update({name: value - start[name] for name, value in token_counts().items()})
+
+
+def reading(client, make_user, post, drain) -> tuple:
+    """A reader (make_user's User) following an author, and the author's post "for readers
+    only", in the reader's feed."""
+    author, reader = make_user("author"), make_user("reader")
+    follow(client, reader, author)
+    status = post(author, "for readers only")
+    drain()
+    return reader, status
+
+
+def warm_token(client, headers, status_id: str) -> None:
+    """Two reads showing `status_id`: the first fills the token cache, the second is a hit."""
+    assert status_id in ids_of(client.get(HOME, headers=headers))
+    with token_lookups() as seen:
+        assert status_id in ids_of(client.get(HOME, headers=headers))
+    assert seen == {"hit": 1, "miss": 0, "refused": 0}, seen
+
+
+def same_as_uncached(app, client, headers, refused) -> None:
+    """`refused` is the answer the ordinary path (no token cache) gives now."""
+    app.state.token_cache.clear()
+    cold = client.get(HOME, headers=headers)
+    assert (cold.status_code, cold.json()) == (refused.status_code, refused.json())
+
+
+def test_the_token_cache_keeps_the_tokens_hash_never_the_token(app, client, make_user):
+    reader = make_user("reader")
+    assert client.get(HOME, headers=reader.headers).status_code == 200
+    cache = app.state.token_cache
+    digest = security.token_hash(reader.token)
+    assert cache.get(digest) == uuid.UUID(int=int(reader.id))
+    assert all(reader.token not in key for key in cache._items)
+
+
+def test_the_token_cache_is_a_bounded_lru():
+    cache = TokenCache(2)
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    cache.put("a", first)
+    cache.put("b", second)
+    assert cache.get("a") == first  # "a" is now the most recent
+    cache.put("c", third)
+    assert len(cache) == 2 and "b" not in cache and cache.get("a") == first
+    cache.checked("a", False)  # a failed check drops the entry
+    assert "a" not in cache and cache.get("c") == third
+    with pytest.raises(ValueError, match="at least 1"):
+        TokenCache(0)
+
+
+def test_the_token_cache_size_is_a_validated_setting(base_settings):
+    for bad in (-1, 1_000_001, "many"):
+        with pytest.raises(ValidationError, match="token_cache_entries"):
+            Settings(_env_file=None, token_cache_entries=bad)
+    assert create_app(base_settings.model_copy(
+        update={"token_cache_entries": 0})).state.token_cache is None
+
+
+def test_a_revoked_token_is_refused_on_the_next_read_with_the_cache_warm(
+        app, client, make_user, post, drain, oauth_app):
+    _, status = reading(client, make_user, post, drain)
+    token = client.post("/oauth/token", data={
+        "grant_type": "password", "client_id": oauth_app["client_id"],
+        "client_secret": oauth_app["client_secret"], "username": "reader",
+        "password": PASSWORD, "scope": "read"})
+    headers = bearer(token)
+    warm_token(client, headers, status["id"])
+    assert client.post("/oauth/revoke", data={
+        "client_id": oauth_app["client_id"], "client_secret": oauth_app["client_secret"],
+        "token": token.json()["access_token"]}).status_code == 200
+    with token_lookups() as seen:
+        refused = client.get(HOME, headers=headers)
+    assert refused.status_code == 401 and "for readers only" not in refused.text
+    assert seen["refused"] == 1 and seen["hit"] == 0, seen
+    assert security.token_hash(token.json()["access_token"]) not in app.state.token_cache
+    same_as_uncached(app, client, headers, refused)
+
+
+def test_a_suspended_reader_is_refused_on_the_next_read_with_the_cache_warm(
+        app, client, make_user, post, drain):
+    reader, status = reading(client, make_user, post, drain)
+    mod = make_user("mod", role="moderator")
+    warm_token(client, reader.headers, status["id"])
+    assert client.post(f"/api/v1/admin/accounts/{reader.id}/action", headers=mod.headers,
+                       json={"type": "suspend"}).status_code == 200
+    with token_lookups() as seen:
+        refused = client.get(HOME, headers=reader.headers)
+    assert refused.status_code in (401, 403) and "for readers only" not in refused.text
+    assert seen["refused"] == 1 and seen["hit"] == 0, seen
+    same_as_uncached(app, client, reader.headers, refused)
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ("DELETE FROM oauth_tokens WHERE token_hash = :token_hash", 401),
+    ("UPDATE accounts SET suspended_at = now() WHERE id = :account_id", 403),
+    ("UPDATE accounts SET confirmed_at = NULL WHERE id = :account_id", 403),
+    ("UPDATE accounts SET approved = false WHERE id = :account_id", 403),
+    ("UPDATE oauth_tokens SET scopes = 'write follow' WHERE token_hash = :token_hash", 403),
+    ("UPDATE oauth_tokens SET scopes = 'read:accounts' WHERE token_hash = :token_hash", 403),
+    ("UPDATE oauth_tokens SET scopes = 'read:statuses' WHERE token_hash = :token_hash", 200),
+    ("UPDATE oauth_tokens SET scopes = 'write  read' WHERE token_hash = :token_hash", 200),
+])
+def test_every_condition_of_the_token_check_is_in_the_page_statement(
+        app, base_settings, client, make_user, post, drain, change, code):
+    """Each row change that the ordinary path refuses is refused by the page statement of a
+    warm read (dropping the check, or one of its conditions, serves the page here), with
+    the ordinary path's answer; a change it accepts stays a hit."""
+    reader, status = reading(client, make_user, post, drain)
+    warm_token(client, reader.headers, status["id"])
+    sql(base_settings, change, token_hash=security.token_hash(reader.token),
+        account_id=uuid.UUID(int=int(reader.id)))
+    with token_lookups() as seen:
+        answer = client.get(HOME, headers=reader.headers)
+    assert answer.status_code == code, answer.text
+    if code == 200:
+        assert ids_of(answer) == [status["id"]] and seen["hit"] == 1, seen
+        return
+    assert "for readers only" not in answer.text
+    assert seen["refused"] == 1 and seen["hit"] == 0, seen
+    same_as_uncached(app, client, reader.headers, answer)
+
+
+def test_a_token_given_to_another_account_reads_that_accounts_home(
+        app, base_settings, client, make_user, post, drain):
+    """The cached account id is checked too: a token row that now names another account
+    (not something the app does) is answered for that account, as without the cache."""
+    reader, status = reading(client, make_user, post, drain)
+    other = make_user("other")
+    warm_token(client, reader.headers, status["id"])
+    sql(base_settings, "UPDATE oauth_tokens SET account_id = :other WHERE token_hash = :h",
+        other=uuid.UUID(int=int(other.id)), h=security.token_hash(reader.token))
+    with token_lookups() as seen:
+        answer = client.get(HOME, headers=reader.headers)
+    assert answer.status_code == 200 and ids_of(answer) == []
+    assert seen["refused"] == 1, seen
+    assert app.state.token_cache.get(
+        security.token_hash(reader.token)) == uuid.UUID(int=int(other.id))
+
+
+def test_a_cached_token_whose_feed_is_gone_rebuilds_it_after_the_token_check(
+        app, base_settings, client, make_user, post, drain):
+    reader, status = reading(client, make_user, post, drain)
+    warm_token(client, reader.headers, status["id"])
+
+    async def flush() -> None:
+        redis = Redis.from_url(base_settings.redis_url)
+        await redis.flushdb()
+        await redis.aclose()
+
+    asyncio.run(flush())
+    with token_lookups() as seen:
+        answer = client.get(HOME, headers=reader.headers)
+    assert ids_of(answer) == [status["id"]]
+    assert seen == {"hit": 0, "miss": 1, "refused": 0}, seen
+    warm_token(client, reader.headers, status["id"])  # the feed is back, the token cached

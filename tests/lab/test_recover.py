@@ -147,6 +147,18 @@ def test_the_repository_went_into_the_target_s_bucket_when_it_keeps_repo1_there(
     assert min(stops) < run["recovery_began"] <= max(stops), (stops, run["recovery_began"])
 
 
+def test_pgbouncer_answers_the_first_client_on_every_postgres_host(run):
+    """The first connection through each host's PgBouncer after the recovery succeeds with
+    A's password: none answers with a login failure it kept from before the restore (the
+    replica's did, until recover restarted it)."""
+    target, remote = lab._load_state(TARGET), run["remote"]
+    password = (StackPaths(TARGET).secrets / "postgres-app").read_text().strip()
+    for host in target.groups()["postgres"]:
+        out = remote.run(host, f"PGPASSWORD={password} psql -XAtq -h 127.0.0.1 -p 6432 "
+                               "-U podium -d podium -c 'SELECT 41 + 1'", check=False)
+        assert out.strip() == "42", (host, out)
+
+
 def test_media_b_had_before_are_set_aside_not_served(run):
     remote, host = run["remote"], run["media_host"]
     name = run["stray"].removeprefix(MEDIA_ROOT + "/")

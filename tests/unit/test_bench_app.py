@@ -36,3 +36,20 @@ def test_worker_restarts_are_counted_from_the_rounds_part_of_the_log(tmp_path):
                      b"INFO: Child process [12] died\nINFO: Waiting for child process [13]\n")
     assert bench_app._worker_restarts(log, start) == 2
     assert bench_app._worker_restarts(log, 0) == 3
+
+
+def test_baseline_settings_are_podium_settings_for_a_comparison():
+    assert bench_app.baseline_env(["PODIUM_TOKEN_CACHE_ENTRIES=0", "PODIUM_X=a=b"],
+                                  "app/src") == {"PODIUM_TOKEN_CACHE_ENTRIES": "0",
+                                                 "PODIUM_X": "a=b"}
+    assert bench_app.baseline_env([], None) == {}
+
+
+@pytest.mark.parametrize(("items", "compare_with", "message"), [
+    (["PODIUM_TOKEN_CACHE_ENTRIES=0"], None, "give --compare-with SRC"),
+    (["PODIUM_TOKEN_CACHE_ENTRIES"], "app/src", "'PODIUM_TOKEN_CACHE_ENTRIES': give"),
+    (["PATH=/tmp"], "app/src", "'PATH=/tmp': give PODIUM_SETTING=VALUE"),
+])
+def test_a_bad_baseline_setting_is_refused_with_what_to_give(items, compare_with, message):
+    with pytest.raises(PodiumError, match=message):
+        bench_app.baseline_env(items, compare_with)

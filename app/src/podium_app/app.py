@@ -32,6 +32,7 @@ from podium_app.readrouting import ReadYourWritesMiddleware
 from podium_app.redis_client import make_redis
 from podium_app.settings import Settings, get_settings
 from podium_app.statuscache import StatusCache
+from podium_app.tokencache import TokenCache
 
 log = logging.getLogger("podium_app")
 
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.status_cache = (StatusCache(settings.status_cache_entries)
                               if settings.status_cache_entries else None)
+    app.state.token_cache = (TokenCache(settings.token_cache_entries)
+                             if settings.token_cache_entries else None)
     errors.install(app)
     # Timelines first: routes are matched in order, and the home timeline is the busiest
     # (no other route's path overlaps theirs).

@@ -5,14 +5,18 @@ asyncpg.md).
 dependency solving cost more CPU per read than its four statements; this pure ASGI middleware
 answers the request itself when everything about it is ordinary: the exact path, GET, query
 parameters FastAPI would accept, a token that passes the route's checks. It runs the same code
-as the route (`timelines.home_page`, `deps.raw_auth`, `pagination.page_params`), on the same
-database choice (primary or replica, `deps.use_replica`; a connection without a
+as the route (`timelines.home_page`, `deps.raw_auth_by_hash`, `pagination.page_params`), on
+the same database choice (primary or replica, `deps.use_replica`; a connection without a
 transaction, as the route's read-only session has) and gives the same answer.
 
 Anything else — a bad or missing token, a malformed parameter, NUL in the URL, HEAD, a
 trailing slash — goes on to FastAPI untouched, which answers it as it always has (the
 refusals and 422s stay FastAPI's and the error handlers'). So the middleware never has to
 reproduce an error, only the one answer it gives.
+
+A token it has seen pass (the per-process token cache, podium_app/tokencache.py) is checked
+inside the page statement instead of by a statement of its own; a token that fails that
+check is looked up as above (docs/decisions/0297-home-read-token-cache.md).
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from __future__ import annotations
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
-from podium_app import instance_settings
+from podium_app import instance_settings, security
 from podium_app.api import deps, timelines
 from podium_app.errors import ApiError
 from podium_app.pagination import page_params
 from podium_app.rawsql import Raw
+from podium_app.services import feeds
 
 HOME_PATH = "/api/v1/timelines/home"
 ID_PARAMS = ("max_id", "since_id", "min_id")
@@ -91,9 +96,27 @@ class HomeFastPath:
         page = await page_params(**values)
         # The route's session choice (deps.session_of: a read-only route), minus the session.
         engine = app.state.db.read_only_engine(await deps.use_replica(request))
+        token_hash = security.token_hash(creds.credentials)
+        tokens = app.state.token_cache
+        account_id = tokens.get(token_hash) if tokens is not None else None
         async with Raw.connect(engine) as run:
+            if account_id is not None:
+                # The token is checked in the page statement
+                # (docs/decisions/0297-home-read-token-cache.md); if it fails, the answer
+                # is the ordinary path's below, as if the token had never been cached.
+                try:
+                    response = await timelines.home_page_by_cached_token(
+                        request, run, settings, page, token_hash, account_id)
+                except feeds.NotBuilt:  # rebuilt below, once the token is checked
+                    tokens.checked(token_hash, None)
+                else:
+                    tokens.checked(token_hash, response is not None)
+                    if response is not None:
+                        return response
             try:
-                auth = await deps.raw_auth(run, creds, "read:statuses")
+                auth = await deps.raw_auth_by_hash(run, token_hash, timelines.HOME_SCOPE)
             except ApiError:
                 return None  # FastAPI answers the refusal (401, 403, 422)
+            if tokens is not None:
+                tokens.put(token_hash, auth.account.id)
             return await timelines.home_page(request, run, settings, page, auth)

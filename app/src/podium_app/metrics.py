@@ -44,6 +44,15 @@ STATUS_CACHE = Counter("podium_status_cache_lookups",
                        ["result"], registry=REGISTRY)
 STATUS_CACHE_HITS = STATUS_CACHE.labels(result="hit")
 STATUS_CACHE_MISSES = STATUS_CACHE.labels(result="miss")
+# The home read's token -> account cache (podium_app/tokencache.py), per web worker: hit (the
+# page statement's token check passed), miss (not cached: the token statement ran), refused
+# (cached, but the check failed: the ordinary path answered).
+TOKEN_CACHE = Counter("podium_token_cache_lookups",
+                      "Home timeline reads by what the token -> account cache gave",
+                      ["result"], registry=REGISTRY)
+TOKEN_CACHE_HITS = TOKEN_CACHE.labels(result="hit")
+TOKEN_CACHE_MISSES = TOKEN_CACHE.labels(result="miss")
+TOKEN_CACHE_REFUSED = TOKEN_CACHE.labels(result="refused")
 
 
 class MetricsMiddleware:

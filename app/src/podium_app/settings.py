@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # ~95 MB per worker when full.
     # 0: no cache (every entity rendered on every read).
     status_cache_entries: int = Field(50_000, ge=0)
+    # Tokens whose account id each web worker remembers for the home timeline, so a read can
+    # ask Redis first and check the token inside the page statement (one statement instead
+    # of two; docs/decisions/0297-home-read-token-cache.md). ~0.3 KB each, ~3 MB at 10,000.
+    # 0: no cache (the token statement runs on every read). At most 1,000,000.
+    token_cache_entries: int = Field(10_000, ge=0, le=1_000_000)
 
     # --- secrets ----------------------------------------------------------------------------
     # Signs email confirmation and reset links and session cookies. 32+ characters.

@@ -7,6 +7,7 @@ answering 422 with the field's name on bad input.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import bindparam, select
+from sqlalchemy import ARRAY, Text, bindparam, exists, func, select, true
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from podium_app import instance_settings, rawsql, readrouting, security
@@ -74,13 +76,20 @@ class Auth:
     scopes: frozenset[str]
 
     def allows(self, scope: str) -> bool:
-        """'write:statuses' is allowed by itself or by 'write' ('admin:write:reports' by
-        'admin:write'); the follow scopes by Mastodon's legacy 'follow' scope too."""
-        parts = scope.split(":")
-        if any(":".join(parts[:n]) in self.scopes for n in range(1, len(parts) + 1)):
-            return True
-        return scope in ("read:follows", "write:follows", "read:blocks", "write:blocks",
-                         "read:mutes", "write:mutes") and "follow" in self.scopes
+        return not self.scopes.isdisjoint(granting(scope))
+
+
+@functools.cache
+def granting(scope: str) -> frozenset[str]:
+    """The token scopes that allow `scope`: 'write:statuses' is allowed by itself or by
+    'write' ('admin:write:reports' by 'admin:write'); the follow scopes by Mastodon's legacy
+    'follow' scope too. (Auth.allows, and the same check in SQL: token_gated.)"""
+    parts = scope.split(":")
+    found = {":".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    if scope in ("read:follows", "write:follows", "read:blocks", "write:blocks",
+                 "read:mutes", "write:mutes"):
+        found.add("follow")
+    return frozenset(found)
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
@@ -159,11 +168,18 @@ def require_raw(scope: str):
 
 async def raw_auth(run: rawsql.Raw, creds: HTTPAuthorizationCredentials | None,
                    scope: str) -> Auth:
-    """The body of require_raw(scope) (also podium_app/homefast.py)."""
+    """The body of require_raw(scope)."""
+    return await raw_auth_by_hash(
+        run, security.token_hash(creds.credentials)
+        if creds is not None and creds.credentials else None, scope)
+
+
+async def raw_auth_by_hash(run: rawsql.Raw, token_hash: str | None, scope: str) -> Auth:
+    """raw_auth with the token's hash (security.token_hash) already computed, or None
+    without a token (podium_app/homefast.py)."""
     auth = None
-    if creds is not None and creds.credentials:
-        found = await run.tuples(
-            TOKEN_QUERY, {"token_hash": security.token_hash(creds.credentials)})
+    if token_hash is not None:
+        found = await run.tuples(TOKEN_QUERY, {"token_hash": token_hash})
         if not found:
             raise ApiError(401, "The access token is invalid")
         values = list(found[0].values())
@@ -173,6 +189,48 @@ async def raw_auth(run: rawsql.Raw, creds: HTTPAuthorizationCredentials | None,
                    if values[split] is not None else None)
         auth = _checked(token, account)
     return _permitted(auth, scope, True)
+
+
+# token_gated's own names for the token's tables: the statements it wraps read `accounts`
+# (the authors) and must not be correlated with the token's account.
+_GATE_TOKEN = OAuthToken.__table__.alias("gate_token")
+_GATE_ACCOUNT = Account.__table__.alias("gate_account")
+
+
+@functools.cache
+def token_gated(query, ascending: bool, scope: str):
+    """`query` (a statement built once, whose first column is a status id) behind a token
+    check in the same statement, for a reader whose account id came from the token cache
+    (podium_app/tokencache.py; docs/decisions/0297-home-read-token-cache.md).
+
+    The check is _checked and _permitted(scope, user=True) in SQL: a token with hash
+    `token_hash` exists, belongs to account `viewer_id`, has one of granting(scope) among
+    its scopes, and that account is confirmed, approved and not suspended. The answer's
+    first column, `authorized`, says whether it passed; `query`'s rows follow it in the
+    same row only when it did (PostgreSQL does not run `query` otherwise: a one-time
+    filter). So there is always at least one row: (false, NULLs...) refused; (true,
+    NULLs...) an empty page; else (true, row) per row of `query`, in `query`'s order
+    (by its first column, ascending or not). Parameters: `query`'s, token_hash, viewer_id.
+    Built once per (query, ascending, scope)."""
+    token, holder = _GATE_TOKEN, _GATE_ACCOUNT
+    valid = exists().where(
+        token.c.token_hash == bindparam("token_hash"),
+        token.c.account_id == bindparam("viewer_id", type_=PG_UUID(as_uuid=True)),
+        holder.c.id == token.c.account_id,
+        holder.c.suspended_at.is_(None),
+        holder.c.confirmed_at.is_not(None),
+        holder.c.approved,
+        # str.split()'s words, as Auth.scopes has them
+        func.regexp_split_to_array(token.c.scopes, r"\s+").op("&&")(
+            bindparam("granting", value=sorted(granting(scope)), type_=ARRAY(Text))),
+    )
+    # MATERIALIZED: evaluated once. As a subquery, PostgreSQL pulled it up and ran the check
+    # twice (once for the column, once for the page's filter).
+    gate = select(valid.label("authorized")).cte("gate").prefix_with("MATERIALIZED")
+    page = query.where(gate.c.authorized).lateral("page")
+    first = page.c[0]
+    return (select(gate.c.authorized, *page.c).select_from(gate.outerjoin(page, true()))
+            .order_by(first.asc() if ascending else first.desc()))
 
 
 def user_of(auth: Auth) -> Account:

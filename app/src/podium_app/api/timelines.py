@@ -15,6 +15,7 @@ from podium_app.api.deps import (
     RawSession,
     Session,
     require_raw,
+    token_gated,
     user_of,
 )
 from podium_app.models import Account, Status, StatusTag, Tag
@@ -27,6 +28,7 @@ from podium_app.statuscache import page_body
 
 router = APIRouter(tags=["timelines"])
 PageDep = Annotated[Page, Depends(page_params)]
+HOME_SCOPE = "read:statuses"
 
 
 async def _answer(request, session, settings, rows, viewer) -> Response:
@@ -41,7 +43,7 @@ def _page(request: Request, rendered: list[dict], rows: list) -> Response:
 
 @router.get("/api/v1/timelines/home", response_model=list[dict])
 async def home(request: Request, run: RawSession, page: PageDep,
-               auth: Auth = require_raw("read:statuses")) -> Response:
+               auth: Auth = require_raw(HOME_SCOPE)) -> Response:
     # The busiest route: its statements go straight to asyncpg (podium_app/rawsql.py), and
     # its ordinary requests are answered below FastAPI by the same code
     # (podium_app/homefast.py; docs/decisions/0250-home-read-raw-asyncpg.md).
@@ -57,6 +59,33 @@ async def home_page(request: Request, run: rawsql.Raw, settings: Settings, page:
     # (docs/decisions/0286-home-read-two-statements.md).
     known = StatusContext(settings.domain)
     rows = page.finish(await status_service.detailed(run, statement, values, known))
+    return await _home_answer(request, run, settings, viewer, rows, known)
+
+
+async def home_page_by_cached_token(request: Request, run: rawsql.Raw, settings: Settings,
+                                    page: Page, token_hash: str, account_id,
+                                    ) -> Response | None:
+    """home_page for a token the token cache knows (podium_app/tokencache.py): the Redis feed
+    is read first, for `account_id`, and the token is checked inside the page statement
+    (deps.token_gated: exists, belongs to `account_id`, HOME_SCOPE, account confirmed,
+    approved, not suspended). None, having answered nothing, when that check fails; raises
+    feeds.NotBuilt when the reader's feed is not built (a rebuild waits for a checked
+    token). The caller then takes home_page's path, which answers as it always has
+    (docs/decisions/0297-home-read-token-cache.md)."""
+    viewer = rawsql.Row({"id": account_id})  # the page path reads only the viewer's id
+    statement, values = await feeds.home_query(request.app.state.redis, settings, viewer,
+                                                page, run, may_rebuild=False)
+    known = StatusContext(settings.domain)
+    gated = token_gated(status_service.with_details(statement), page.ascending, HOME_SCOPE)
+    found = await status_service.detailed_gated(
+        run, gated, {**values, "token_hash": token_hash}, known)
+    if found is None:
+        return None
+    return await _home_answer(request, run, settings, viewer, page.finish(found), known)
+
+
+async def _home_answer(request: Request, run: rawsql.Raw, settings: Settings, viewer,
+                       rows: list, known: StatusContext) -> Response:
     cache = request.app.state.status_cache
     if cache is None:
         return _page(request, await status_service.render_with(run, settings, rows, viewer,

@@ -271,13 +271,20 @@ async def home(session: AsyncSession | None, redis: Redis, settings: Settings, v
     return page.finish(await run.entities(statement, values))
 
 
+class NotBuilt(Exception):
+    """home_query(may_rebuild=False) met a feed that is not built."""
+
+
 async def home_query(redis: Redis, settings: Settings, viewer: Account, page: Page,
-                     run: rawsql.Orm | rawsql.Raw) -> tuple[Select, dict]:
+                     run: rawsql.Orm | rawsql.Raw, may_rebuild: bool = True,
+                     ) -> tuple[Select, dict]:
     """The statement that loads the page's statuses (select(Status), built once per shape)
     and its values: its candidates are the feed's ids plus the big accounts' latest (plus
     the followed accounts' latest when Redis cannot answer or the feed was trimmed). Asks
-    Redis for the feed (rebuilding it on `run.session` when it is not built). Rows come in
-    the statement's order; page.finish puts them in the page's."""
+    Redis for the feed (rebuilding it on `run.session` when it is not built; with
+    may_rebuild=False, raises NotBuilt instead: the reader's token is not checked yet, see
+    docs/decisions/0297-home-read-token-cache.md). Rows come in the statement's order;
+    page.finish puts them in the page's."""
     want = page.limit
     shape = (page.ascending, page.max_id is not None, page.lower() is not None)
     values = {**_page_values(page), "viewer_id": viewer.id,
@@ -287,6 +294,8 @@ async def home_query(redis: Redis, settings: Settings, viewer: Account, page: Pa
     try:
         feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids is None:
+            if not may_rebuild:
+                raise NotBuilt
             await rebuild(run.session, redis, settings, viewer)
             feed_ids, maybe_more = await _from_feed(redis, settings, viewer, page, want)
         if feed_ids:

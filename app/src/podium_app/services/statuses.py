@@ -341,14 +341,32 @@ def with_details(query):
 async def detailed(run: rawsql.Raw, query, values: dict, ctx: StatusContext) -> list:
     """Runs with_details(query): returns the statuses as rows and puts their details and
     authors into `ctx` (for render_cached/render_with's `known`)."""
-    records = await run.tuples(with_details(query), values)
+    return _split(await run.tuples(with_details(query), values), ctx, 0)
+
+
+async def detailed_gated(run: rawsql.Raw, gated, values: dict, ctx: StatusContext,
+                         ) -> list | None:
+    """detailed() for with_details(query) behind a check in the same statement, whose
+    answer is the first column (`deps.token_gated`: the home read of a reader known only by
+    the token cache's account id). None when the check failed (nothing is put in `ctx`)."""
+    records = await run.tuples(gated, values)
+    if not records or not records[0][0]:
+        return None
+    if records[0][1] is None:  # the LEFT JOIN's one row of NULLs: authorized, empty page
+        return []
+    return _split(records, ctx, 1)
+
+
+def _split(records: list, ctx: StatusContext, skip: int) -> list:
+    """with_details' rows (after `skip` leading columns) as status rows, their details and
+    authors put into `ctx`."""
     if not records:
         return []
-    statuses = len(records[0]) - _DETAILS - len(_ACCOUNT_COLUMNS)
-    names = list(records[0].keys())[:statuses]
+    statuses = len(records[0]) - skip - _DETAILS - len(_ACCOUNT_COLUMNS)
+    names = list(records[0].keys())[skip:skip + statuses]
     rows = []
     for record in records:
-        cells = list(record.values())
+        cells = list(record.values())[skip:]
         status = rawsql.Row(zip(names, cells[:statuses], strict=True))
         rows.append(status)
         ctx.statuses[status.id] = status
