@@ -61,6 +61,7 @@ from kit.errors import PodiumError
 from kit.machines import Machine
 from kit.offsitefetch import (
     OWN_REMOTE,
+    REMOTE,
     REPO_PREFIX,
     Bucket,
     BucketReader,
@@ -284,7 +285,7 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
 
 # ---------------------------------------------------------------- A's bucket (decision 0282)
 
-def stack_bucket(stack: Stack, paths: StackPaths, remote: str = "lost") -> Bucket:
+def stack_bucket(stack: Stack, paths: StackPaths, remote: str = REMOTE) -> Bucket:
     """A stack's bucket in its lab store, with its key pair from the controller: A's (in
     production the operator holds it apart from the lost provider, as the age identity), or
     B's own (one of the HOST_BOUND_SECRETS B keeps)."""
