@@ -51,6 +51,7 @@ from kit.drillkit import (
     parse_target,
     pgbackrest_time,
     present_ids,
+    proxy_api,
     publisher,
     record_primary,
     timeline_chart,
@@ -85,13 +86,25 @@ RESTORE_NEEDS = {"postgres": 1, "backup": 1, "app": 1, "proxy": 1}
 FAILOVER_NEEDS = {"postgres": 2, "app": 1, "proxy": 1}
 
 
-def load_up_stack(stack_name: str, allow_cloud: bool,
-                  needs: dict[str, int]) -> tuple[Stack, StackPaths]:
-    """The stack checked for the roles ``needs`` and up, every host running."""
+def load_up_stack(stack_name: str, allow_cloud: bool, needs: dict[str, int],
+                  cloud_ready: bool = False) -> tuple[Stack, StackPaths]:
+    """The stack checked for the roles ``needs`` and up, every host running: a lab host's
+    machine process alive; a cloud host answering SSH (``cloud_ready``: the command drives
+    cloud stacks)."""
     stack = load_stack(stack_name)
-    check_drill_stack(stack, allow_cloud, needs)
-    saved = lab._load_state(stack_name)
+    check_drill_stack(stack, allow_cloud, needs, cloud_ready)
     paths = StackPaths(stack_name)
+    if stack.provider != "local":
+        remote = Remote(stack, paths)  # reads the inventory; says how to write a missing one
+        down = [h.name for h in stack.hosts if not remote.answers(h.name)]
+        if down:
+            raise PodiumError(
+                f"stack '{stack_name}': hosts not answering SSH as {remote.reach.user}: "
+                f"{', '.join(f'{h} ({remote.reach.address(h)})' for h in down)}",
+                f"check them in the provider's console and that your SSH key is loaded; "
+                f"./podium up --stack {stack_name} converges them again")
+        return stack, paths
+    saved = lab._load_state(stack_name)
     if saved is None or not paths.inventory.is_file():
         raise PodiumError(f"stack '{stack_name}' is not up",
                           f"bring it up first: ./podium up --stack {stack_name}")
@@ -313,7 +326,10 @@ def restore(stack_name: str, to: str | None, allow_cloud: bool,
             # publisher posts, and reads the newest post made before the target.
             _, token = publisher(remote, app, stack.domain, "smoke")
             sentinel = before_sentinel
-        smoke_ok, smoke_text = smoke(api, token, sentinel)
+        # Through an SSH forward, as ./podium recover reaches a cloud stack's proxy: the lab's
+        # drills exercise that path (decision 0298).
+        with proxy_api(remote) as forwarded:
+            smoke_ok, smoke_text = smoke(forwarded, token, sentinel)
         serving = time.time()
         marks["serving again"] = serving
         tl.note(smoke_text)

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import shlex
+import socket
 import struct
 import subprocess
 import sys
@@ -26,12 +27,13 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from kit import ssh
+from kit import reach, ssh
 from kit.console import Progress, fmt_seconds
 from kit.errors import PodiumError
-from kit.paths import REPO, StackPaths, shown
+from kit.paths import REPO, StackPaths, shown, stack_file
 from kit.stack import Host, Stack, role_ports
 
 REPORTS_DIR = REPO / "docs" / "drills"
@@ -88,20 +90,25 @@ def pgbackrest_time(when: dt.datetime) -> str:
     return f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond // 1000:03d}+00"
 
 
-def check_drill_stack(stack: Stack, allow_cloud: bool, needs: dict[str, int]) -> None:
-    """Refuse a cloud stack without --allow-cloud, and a stack missing a role the drill needs
-    (role -> how many hosts at least)."""
+def check_drill_stack(stack: Stack, allow_cloud: bool, needs: dict[str, int],
+                      cloud_ready: bool = False) -> None:
+    """Refuse a cloud stack without --allow-cloud (or at all, unless the command drives cloud
+    stacks: ``cloud_ready``), and a stack missing a role the drill needs (role -> how many
+    hosts at least)."""
     if stack.provider != "local":
         if not allow_cloud:
             raise PodiumError(
-                f"stack '{stack.name}' is a {stack.provider} stack: a drill destroys and "
-                "rebuilds hosts there",
-                "drill on a lab stack (./podium up --stack local-...) or, knowing what it "
-                "destroys, add --allow-cloud")
-        raise PodiumError(
-            f"drills on cloud stacks are not implemented yet (stack '{stack.name}')",
-            "run the drill on a lab stack; docs/runbooks/cross-provider-recovery.md has "
-            "the steps by hand")
+                f"stack '{stack.name}' is a {stack.provider} stack: "
+                + ("recovery replaces its database and secrets" if cloud_ready else
+                   "a drill destroys and rebuilds hosts there"),
+                ("use lab stacks to rehearse, or, knowing what it replaces, add --allow-cloud"
+                 if cloud_ready else "drill on a lab stack (./podium up --stack local-...) or, "
+                 "knowing what it destroys, add --allow-cloud"))
+        if not cloud_ready:
+            raise PodiumError(
+                f"drills on cloud stacks are not implemented yet (stack '{stack.name}')",
+                "run the drill on a lab stack; docs/runbooks/cross-provider-recovery.md has "
+                "the steps by hand")
     missing = [f"{n} {role} host{'s' if n > 1 else ''}" for role, n in needs.items()
                if len(stack.groups().get(role, [])) < n]
     if missing:
@@ -134,7 +141,8 @@ def record_primary(paths: StackPaths, name: str) -> None:
 
 @dataclass
 class Remote:
-    """Commands on the stack's hosts as the admin user (sudo inside the command)."""
+    """Commands on the stack's hosts as the admin user (sudo inside the command), over the
+    SSH connection Ansible makes (kit/reach.py: lab and cloud stacks alike)."""
 
     stack: Stack
     paths: StackPaths
@@ -142,38 +150,82 @@ class Remote:
     def host(self, name: str) -> Host:
         return self.stack.host(name)
 
-    def run(self, name: str, command: str, timeout: float = 300, check: bool = True) -> str:
-        host = self.host(name)
+    @cached_property
+    def reach(self) -> reach.Reach:
+        return reach.of_stack(self.stack, self.paths)
+
+    def ssh_command(self, name: str, *options: str) -> list[str]:
+        """``ssh`` with the stack's options to the host's admin user (a command follows);
+        ``options`` go before the destination."""
+        return self.reach.ssh(name, *options)
+
+    def _ssh(self, name: str, command: str, timeout: float, data: bytes | None = None
+             ) -> subprocess.CompletedProcess:
         try:
-            result = ssh.run(self.paths, self.stack.admin.user, str(host.address), command,
-                             timeout=timeout)
+            return subprocess.run([*self.ssh_command(name), command], input=data,
+                                  capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise PodiumError(f"on {name}: `{command[:120]}` took longer than {timeout:.0f}s",
                               f"look at the host: ./podium ssh --stack {self.stack.name} "
                               f"{name}") from None
+
+    def run(self, name: str, command: str, timeout: float = 300, check: bool = True) -> str:
+        result = self._ssh(name, command, timeout)
+        stdout = result.stdout.decode(errors="replace")
         if check and result.returncode != 0:
             raise PodiumError(
                 f"on {name}: `{command[:160]}` failed (exit {result.returncode})",
                 f"look at the host: ./podium ssh --stack {self.stack.name} {name}",
-                detail=(result.stderr or result.stdout)[-2000:])
-        return result.stdout
+                detail=(result.stderr.decode(errors="replace") or stdout)[-2000:])
+        return stdout
 
-    def ssh_command(self, name: str) -> list[str]:
-        """``ssh`` with the stack's options to the host's admin user (a command follows)."""
-        return ["ssh", *ssh.base_args(self.paths),
-                f"{self.stack.admin.user}@{self.host(name).address}"]
+    def answers(self, name: str, timeout: float = 30) -> bool:
+        """Whether the host runs a command over SSH at all."""
+        try:
+            return self._ssh(name, "true", timeout).returncode == 0
+        except PodiumError:
+            return False
 
     def read_bytes(self, name: str, command: str, timeout: float = 120,
                    data: bytes | None = None) -> bytes:
         """``command``'s output as bytes; ``data`` goes to its stdin (secrets stay off
         command lines)."""
-        result = subprocess.run([*self.ssh_command(name), command], input=data,
-                                capture_output=True, timeout=timeout, check=False)
+        result = self._ssh(name, command, timeout, data)
         if result.returncode != 0:
             raise PodiumError(f"on {name}: `{command[:160]}` failed (exit {result.returncode})",
                               f"look at the host: ./podium ssh --stack {self.stack.name} {name}",
                               detail=result.stderr.decode(errors="replace")[-2000:])
         return result.stdout
+
+    @contextmanager
+    def forward(self, name: str, address: str, port: int) -> Iterator[int]:
+        """A local port on 127.0.0.1 forwarded through ``name`` to ``address:port`` (an
+        address on the stack's private network, which the controller reaches only through
+        a host in the cloud); closed on leaving."""
+        with socket.socket() as probe:  # a free port, given back to ssh just below
+            probe.bind(("127.0.0.1", 0))
+            local = probe.getsockname()[1]
+        tunnel = subprocess.Popen(
+            self.ssh_command(name, "-N", "-o", "ExitOnForwardFailure=yes",
+                             "-L", f"127.0.0.1:{local}:{address}:{port}"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while not ssh.port_open("127.0.0.1", local, timeout=0.5):
+                if tunnel.poll() is not None or time.monotonic() > deadline:
+                    raise PodiumError(
+                        f"could not forward a local port through {name} to {address}:{port}",
+                        f"check SSH to the host: ./podium ssh --stack {self.stack.name} {name}",
+                        detail=(tunnel.stderr.read().decode(errors="replace")
+                                if tunnel.poll() is not None and tunnel.stderr else ""))
+                time.sleep(0.2)
+            yield local
+        finally:
+            tunnel.terminate()
+            try:
+                tunnel.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                tunnel.kill()
 
     def psql(self, name: str, sql: str, timeout: float = 120) -> list[list[str]]:
         out = self.run(name, "sudo -u postgres psql -d podium -XAtq -F '|' -v ON_ERROR_STOP=1 "
@@ -182,13 +234,14 @@ class Remote:
 
     def in_recovery(self, name: str) -> bool | None:
         """True on a replica, False on a primary, None when PostgreSQL does not answer."""
-        host = self.host(name)
-        result = ssh.run(self.paths, self.stack.admin.user, str(host.address),
-                         "sudo -u postgres psql -XAtq -c 'SELECT pg_is_in_recovery()'",
-                         timeout=30)
+        try:
+            result = self._ssh(name, "sudo -u postgres psql -XAtq -c "
+                                     "'SELECT pg_is_in_recovery()'", timeout=30)
+        except PodiumError:
+            return None
         if result.returncode != 0:
             return None
-        return result.stdout.strip() == "t"
+        return result.stdout.strip() == b"t"
 
     def wait_primary(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -349,6 +402,33 @@ class Api:
             raise PodiumError(f"uploading an image through the proxy answered {status}",
                               detail=json.dumps(answer)[:500])
         return answer["id"]
+
+
+def platform_entry(stack: Stack) -> tuple[str, str, int]:
+    """Where the edges send platform requests, and the host the controller goes through to
+    reach it: (via host, private address, port). The first proxy host's own address, or,
+    with ``load_balancer: provider`` (no proxy host), the provider load balancer's private
+    address through the first edge, on the port the proxy would use."""
+    port = role_ports()["proxy"][0]["port"]
+    groups = stack.groups()
+    if groups.get("proxy"):
+        proxy = groups["proxy"][0]
+        return proxy, str(stack.host(proxy).address), port
+    if stack.load_balancer == "provider" and groups.get("edge"):
+        return groups["edge"][0], stack.load_balancer_address, port
+    raise PodiumError(f"stack '{stack.name}' has no proxy host and no provider load balancer "
+                      "with an edge: the platform has no entry to test through",
+                      f"add them to {shown(stack_file(stack.name))}")
+
+
+@contextmanager
+def proxy_api(remote: Remote) -> Iterator[Api]:
+    """The API at the platform's entry (``platform_entry``), reached over an SSH forward: in
+    the cloud the controller reaches the private network only so, and ``./podium recover``
+    and the restore drill's smoke take the same path in the lab (decision 0298)."""
+    via, address, port = platform_entry(remote.stack)
+    with remote.forward(via, address, port) as local:
+        yield Api("127.0.0.1", remote.stack.domain, local)
 
 
 def _png(size: int = 16) -> bytes:

@@ -38,7 +38,9 @@ REPO_PREFIX = "var/lib/pgbackrest"
 
 @dataclass(frozen=True)
 class Bucket:
-    """A bucket as B's backup host reaches it: A's (remote ``lost``), or B's own (``own``)."""
+    """A bucket as B's backup host reaches it: A's (remote ``lost``), or B's own (``own``).
+    ``ca_file``: the CA of the endpoint's certificate on the host (the lab store's), or ""
+    for a provider's endpoint, which the system's CAs verify."""
 
     endpoint: str
     bucket: str
@@ -46,6 +48,7 @@ class Bucket:
     key: str
     secret: str
     remote: str = REMOTE
+    ca_file: str = S3_CA
 
     def rclone_conf(self) -> str:
         return "\n".join([f"[{self.remote}]", "type = s3", "provider = Other",
@@ -61,7 +64,8 @@ class Bucket:
         return ["repo1-type=s3", f"repo1-path={path}", f"repo1-s3-endpoint={self.endpoint}",
                 f"repo1-s3-bucket={self.bucket}", f"repo1-s3-region={self.region}",
                 f"repo1-s3-key={self.key}", f"repo1-s3-key-secret={self.secret}",
-                "repo1-s3-uri-style=path", f"repo1-storage-ca-file={S3_CA}"]
+                "repo1-s3-uri-style=path",
+                *([f"repo1-storage-ca-file={self.ca_file}"] if self.ca_file else [])]
 
 
 def posix_repo_lines(path: str) -> list[str]:
@@ -81,8 +85,7 @@ class BucketReader:
     def __init__(self, remote: Remote, host: str, bucket: Bucket,
                  own: Bucket | None = None) -> None:
         self.remote, self.host, self.bucket, self.own = remote, host, bucket, own
-        self.rclone = (f"sudo rclone --config {RUN_DIR}/rclone.conf --ca-cert {S3_CA} "
-                       "--fast-list")
+        self.rclone = f"{rclone_command(f'{RUN_DIR}/rclone.conf', bucket.ca_file)} --fast-list"
 
     def __enter__(self) -> BucketReader:
         run_with_input(self.remote, self.host,
@@ -158,22 +161,24 @@ def repository_info(remote: Remote, host: str, location: list[str], cipher_pass:
     return json.loads(out)[0]
 
 
-def move_prefix(remote: Remote, host: str, prefix: str, to: str) -> None:
+def move_prefix(remote: Remote, host: str, prefix: str, to: str, ca_file: str = S3_CA) -> None:
     """Set aside ``prefix`` of the host's own bucket (its rclone remote ``offsite``) under
     ``to``; nothing is deleted. Nothing there (a new bucket) is not an error. Within one
     bucket the S3 backend copies on the server side."""
-    remote.run(host, f"{_own_rclone()} move offsite:{shlex.quote(prefix)} "
+    remote.run(host, f"{rclone_command(OWN_CONFIG, ca_file)} move offsite:{shlex.quote(prefix)} "
                      f"offsite:{shlex.quote(to)}", timeout=3600)
 
 
-def purge_prefix(remote: Remote, host: str, prefix: str) -> None:
+def purge_prefix(remote: Remote, host: str, prefix: str, ca_file: str = S3_CA) -> None:
     """Remove ``prefix`` of the host's own bucket (a staging copy that was not used)."""
-    remote.run(host, f"{_own_rclone()} purge offsite:{shlex.quote(prefix)}", check=False,
+    remote.run(host, f"{rclone_command(OWN_CONFIG, ca_file)} purge offsite:{shlex.quote(prefix)}",
+               check=False,
                timeout=900)
 
 
-def _own_rclone() -> str:
-    return f"sudo rclone --config {OWN_CONFIG} --ca-cert {S3_CA}"
+def rclone_command(config: str, ca_file: str) -> str:
+    """rclone as root with ``config``; ``--ca-cert`` for a lab store's endpoint."""
+    return f"sudo rclone --config {config}" + (f" --ca-cert {ca_file}" if ca_file else "")
 
 
 def _size(remote: Remote, host: str, path: str) -> int:

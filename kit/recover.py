@@ -21,11 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import shlex
 import subprocess
 import tarfile
 import time
 from pathlib import Path
+
+import yaml
 
 from kit import lab, labstore
 from kit.ansible import run_playbook
@@ -44,7 +47,6 @@ from kit.drill import (
 )
 from kit.drillkit import (
     STANZA,
-    Api,
     Remote,
     Timeline,
     backup_new_timeline,
@@ -53,6 +55,8 @@ from kit.drillkit import (
     decrypt_copy,
     decrypt_secrets_copy,
     parse_target,
+    platform_entry,
+    proxy_api,
     publisher,
     timeline_chart,
     write_report,
@@ -80,31 +84,34 @@ LOST_FILE = "recover-source-lost.json"
 # B's bucket keys (a lab store, decision 0282) are B's as well: its bucket is its own.
 HOST_BOUND_SECRETS = ("pgbackrest-tls", "objectstore-key", "objectstore-secret")
 REPO_PARENT, REPO_DIR = "/var/lib", "pgbackrest"
+# The restore drill's needs but the proxy host: a cloud stack's entry may be the provider's
+# load balancer (drillkit.platform_entry).
+RECOVER_NEEDS = {role: n for role, n in RESTORE_NEEDS.items() if role != "proxy"}
 MEDIA_PARENT, MEDIA_DIR = "/var/backups/podium-media", "current"
 
 
 # ---------------------------------------------------------------- checks before any change
 
 def check_pair(target: Stack, source: Stack, allow_cloud: bool) -> None:
-    """B and A are two different lab stacks, B can run the platform, A has a backup host."""
+    """B and A are two different stacks, both lab or both cloud (--allow-cloud); B can run
+    the platform, A has a backup host; A's offsite copies are where B reaches them."""
     if target.name == source.name:
         raise PodiumError(f"--stack and --from are both '{target.name}': recovery goes into "
                           "another stack (the second provider)",
                           "name the stack to recover into with --stack and the lost one with "
                           "--from, e.g. ./podium recover --stack lab-provb --from lab-prova")
-    for stack in (target, source):
-        if stack.provider != "local":
-            if not allow_cloud:
-                raise PodiumError(
-                    f"stack '{stack.name}' is a {stack.provider} stack: recovery replaces "
-                    "the database and secrets of --stack",
-                    "recover between lab stacks, or, knowing what it replaces, add "
-                    "--allow-cloud")
-            raise PodiumError(
-                f"recovery with cloud stacks is not implemented yet (stack '{stack.name}')",
-                "follow the plain commands in docs/runbooks/cross-provider-recovery.md")
-    check_drill_stack(target, allow_cloud, RESTORE_NEEDS)
-    check_drill_stack(source, allow_cloud, {"backup": 1})
+    check_drill_stack(target, allow_cloud, RECOVER_NEEDS, cloud_ready=True)
+    check_drill_stack(source, allow_cloud, {"backup": 1}, cloud_ready=True)
+    platform_entry(target)  # a proxy host or the provider's load balancer to smoke through
+    cloud = [s.name for s in (target, source) if s.provider != "local"]
+    if len(cloud) == 1:
+        lab_stack = source if cloud[0] == target.name else target
+        raise PodiumError(
+            f"'{cloud[0]}' is a cloud stack and '{lab_stack.name}' a lab stack: a lab's "
+            "copies are not reachable from a provider, nor a lab's hosts a provider's copies",
+            "recover between two lab stacks (a rehearsal) or two cloud stacks")
+    if cloud:
+        return  # both keep their copies in their podium:offsite bucket (stack.py requires it)
     source_store, target_store = labstore.store_of(source), labstore.store_of(target)
     if source_store is not None and (target_store is None or
                                      target_store.stack.name != source_store.stack.name):
@@ -164,15 +171,15 @@ def read_manifest(source_name: str) -> dict | None:
 
 def record_manifest(target_name: str, source_name: str, allow_cloud: bool) -> Path:
     load_pair(target_name, source_name, allow_cloud)
-    stack, paths = load_up_stack(source_name, allow_cloud, RESTORE_NEEDS)
+    stack, paths = load_up_stack(source_name, allow_cloud, RECOVER_NEEDS, cloud_ready=True)
     remote = Remote(stack, paths)
     groups = stack.groups()
     primary, backup = configured_primary(stack, paths), groups["backup"][0]
     media = groups.get("media", [])[:1]
-    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
     name, token = publisher(remote, groups["app"][0], stack.domain, "recover")
-    media_id = api.upload_png(token)
-    sentinel = api.post(token, "recover sentinel: written before the manifest", [media_id])
+    with proxy_api(remote) as api:
+        media_id = api.upload_png(token)
+        sentinel = api.post(token, "recover sentinel: written before the manifest", [media_id])
     time.sleep(5)  # the worker stores the upload at the origin
     cutoff = remote.psql(primary, "SELECT now()")[0][0]
     (newest,), = remote.psql(primary, "SELECT extract(epoch FROM max(created_at)) FROM "
@@ -185,7 +192,7 @@ def record_manifest(target_name: str, source_name: str, allow_cloud: bool) -> Pa
     remote.run(backup, f"sudo -u postgres pgbackrest --stanza={STANZA} check")
     for host in media:
         remote.run(host, "sudo systemctl start podium-media-copy.service", timeout=600)
-    if labstore.inventory_vars(stack):  # and from the backup host on to the bucket
+    if has_bucket(stack):  # and from the backup host on to the bucket
         remote.run(backup, "sudo systemctl start podium-offsite-copy.service", timeout=900)
     (paths.state / LOST_FILE).unlink(missing_ok=True)  # from an earlier loss of A
     path = manifest_path(source_name)
@@ -207,6 +214,14 @@ def origin_manifest(remote: Remote, media: list[str]) -> dict[str, dict]:
 def lose_source(target_name: str, source_name: str) -> list[str]:
     """Lab: destroy every host of A except its backup hosts, which stand for the offsite
     store; or every host, backup hosts too, when A's copies are in another stack's bucket."""
+    for name in (source_name, target_name):
+        if load_stack(name).provider != "local":
+            raise PodiumError(
+                f"--lab-lose-source destroys lab machines, and '{name}' is a cloud stack: a "
+                "cloud stack is lost at its provider, not by the kit",
+                "before recovering, fence the lost stack yourself: point DNS away from it and "
+                "stop its servers in the provider's console if it still answers "
+                "(docs/runbooks/cross-provider-recovery.md)")
     _, source = load_pair(target_name, source_name, allow_cloud=False)
     if labstore.store_of(source) is not None:
         stack, paths = lab._load_state(source_name), StackPaths(source_name)
@@ -285,10 +300,25 @@ def copy_tree(src: Remote, src_host: str, dst: Remote, dst_host: str, parent: st
 
 # ---------------------------------------------------------------- A's bucket (decision 0282)
 
+def has_bucket(stack: Stack) -> bool:
+    """Whether the stack keeps its offsite copies in a bucket: every cloud stack
+    (``podium:offsite``), and a lab stack with a lab store."""
+    return stack.provider != "local" or labstore.store_of(stack) is not None
+
+
+def repo1_in_bucket(stack: Stack) -> bool:
+    """Whether pgBackRest's repo1 is the stack's bucket (decision 0283)."""
+    return stack.provider != "local" or labstore.repository(stack) == "bucket"
+
+
 def stack_bucket(stack: Stack, paths: StackPaths, remote: str = REMOTE) -> Bucket:
-    """A stack's bucket in its lab store, with its key pair from the controller: A's (in
-    production the operator holds it apart from the lost provider, as the age identity), or
-    B's own (one of the HOST_BOUND_SECRETS B keeps)."""
+    """A stack's bucket with its key pair. A lab stack's is in its lab store, with the pair
+    in the controller's secrets: A's (in production the operator holds it apart from the
+    lost provider, as the age identity), or B's own (one of the HOST_BOUND_SECRETS B
+    keeps). A cloud stack's is ``podium_offsite`` of its inventory (written from Pulumi's
+    outputs), with the pair in the environment variables the converge reads."""
+    if stack.provider != "local":
+        return cloud_bucket(stack, paths, remote)
     store = labstore.store_of(stack)
     assert store is not None
     keys = []
@@ -301,6 +331,36 @@ def stack_bucket(stack: Stack, paths: StackPaths, remote: str = REMOTE) -> Bucke
         keys.append(path.read_text().strip())
     return Bucket(store.endpoint, labstore.bucket(stack), labstore.REGION, keys[0], keys[1],
                   remote)
+
+
+def cloud_bucket(stack: Stack, paths: StackPaths, remote: str) -> Bucket:
+    offsite = _inventory_offsite(stack, paths)
+    names = (offsite["key_env"], offsite["secret_env"])
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        raise PodiumError(
+            f"{' and '.join(missing)} (the S3 key pair of '{stack.name}'s offsite bucket "
+            f"{offsite['bucket']} at {offsite['company']}) not set in the environment",
+            f"export {' '.join(f'{n}=...' for n in names)} with a key pair that reads and "
+            "writes that bucket, then run the same command again")
+    return Bucket(offsite["endpoint"], offsite["bucket"], offsite["region"],
+                  os.environ[names[0]], os.environ[names[1]], remote, ca_file="")
+
+
+def _inventory_offsite(stack: Stack, paths: StackPaths) -> dict:
+    """``podium_offsite`` of a cloud stack's inventory (the bucket from Pulumi's outputs)."""
+    try:
+        offsite = yaml.safe_load(paths.inventory.read_text())["all"]["vars"]["podium_offsite"]
+        if all(offsite.get(k) for k in ("bucket", "endpoint", "region", "company", "key_env",
+                                         "secret_env")):
+            return offsite
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        pass
+    raise PodiumError(f"{shown(paths.inventory)} does not name the offsite bucket of "
+                      f"'{stack.name}' (podium_offsite)",
+                      f"write it again from Pulumi's outputs: pulumi stack output --json "
+                      f"--stack {stack.name} > outputs.json; ./podium inventory --stack "
+                      f"{stack.name} --pulumi-outputs outputs.json")
 
 
 def tar_member(tar_bytes: bytes, name: str) -> str:
@@ -349,22 +409,21 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
     target_time = parse_target(to) if to else None  # refused before anything is looked at
     target, source = load_pair(target_name, source_name, allow_cloud)
     manifest = read_manifest(source_name)
-    from_bucket = labstore.store_of(source) is not None
+    from_bucket = has_bucket(source)
     paths_a = StackPaths(source_name)
     bucket = stack_bucket(source, paths_a) if from_bucket else None
     # B keeps repo1 in its own bucket, as a cloud stack does (decision 0283): A's repository
     # is staged there, not on B's disk.
-    into_bucket = from_bucket and labstore.repository(target) == "bucket"
+    into_bucket = from_bucket and repo1_in_bucket(target)
     own_bucket = stack_bucket(target, StackPaths(target_name), OWN_REMOTE) if into_bucket \
         else None
     copy_from = None if from_bucket else source_backup(source_name)
-    stack, paths = load_up_stack(target_name, allow_cloud, RESTORE_NEEDS)
+    stack, paths = load_up_stack(target_name, allow_cloud, RECOVER_NEEDS, cloud_ready=True)
     remote = Remote(stack, paths)
     groups = stack.groups()
     primary = configured_primary(stack, paths)
     replicas = [h for h in groups["postgres"] if h != primary]
     media, backup = groups.get("media", []), groups["backup"][0]
-    api = Api(str(stack.host(groups["proxy"][0]).address), stack.domain)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     tl = Timeline(11)
     started = tl.started
@@ -398,7 +457,8 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                 # Nothing of B's was replaced: take the staging copies away again, so that a
                 # second attempt starts as clean as the first.
                 if own_bucket is not None:
-                    purge_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}")
+                    purge_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}",
+                                 own_bucket.ca_file)
                     remote.run(backup, f"sudo rm -rf {staged['media']}", check=False)
                 else:
                     remote.run(backup, f"sudo rm -rf {staged['repo']} {staged['media']}",
@@ -433,8 +493,9 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
                      f"{own_bucket.bucket}"):
             own_repo, aside = (f"{own_bucket.bucket}/{REPO_PREFIX}",
                                f"{own_bucket.bucket}/before-recover-{stamp}/{REPO_PREFIX}")
-            move_prefix(remote, backup, own_repo, aside)
-            move_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}", own_repo)
+            move_prefix(remote, backup, own_repo, aside, own_bucket.ca_file)
+            move_prefix(remote, backup, f"{own_bucket.bucket}/{staged['repo']}", own_repo,
+                        own_bucket.ca_file)
             tl.note(f"{target_name}'s own repository kept as before-recover-{stamp}/"
                     f"{REPO_PREFIX} in its bucket")
     elif bucket is not None:
@@ -502,7 +563,8 @@ def recover(target_name: str, source_name: str, to: str | None, allow_cloud: boo
         else:
             _, token = publisher(remote, groups["app"][0], stack.domain, "smoke")
             sentinel = None
-        smoke_ok, smoke_text = smoke(api, token, sentinel)
+        with proxy_api(remote) as api:
+            smoke_ok, smoke_text = smoke(api, token, sentinel)
         serving = time.time()
         marks["serving again"] = serving
         tl.note(smoke_text)
@@ -598,22 +660,29 @@ def report_lines(stack: Stack, source: str, target_time: dt.datetime | None, rto
 def where_from(source: str, target: str) -> str:
     """What stood for the offsite copy in this recovery, and where the repository went, said
     plainly."""
-    store = labstore.store_of(load_stack(source))
+    lost, into = load_stack(source), load_stack(target)
+    if lost.provider != "local":
+        return (f"Read from `{source}`'s offsite bucket at "
+                f"{lost.offsite.provider if lost.offsite else 'its offsite company'} "
+                f"(`podium:offsite`); the repository went bucket to bucket into `{target}`'s "
+                "own offsite bucket, its repo1, where its own repository was set aside as "
+                "`before-recover-<stamp>/` (decision 0283).")
+    store = labstore.store_of(lost)
     if store is not None:
-        into = load_stack(target)
         went = (f"The repository went bucket to bucket into `{labstore.bucket(into)}`, where "
                 f"`{target}` keeps its repo1 as a cloud stack does (decision 0283). "
                 if labstore.repository(into) == "bucket" else
                 f"The repository went onto `{target}`'s backup host, where it keeps repo1. ")
         return (f"Read from the offsite bucket: every host of `{source}` was destroyed, its "
                 f"backup host too, and the repository, media copy and secrets copy came from "
-                f"its bucket `{labstore.bucket(load_stack(source))}` in the lab store "
+                f"its bucket `{labstore.bucket(lost)}` in the lab store "
                 f"`{store.stack.name}`, a third stack standing for object storage at another "
-                f"company (decision 0282). {went}Not shown here: a provider's bucket, its keys "
+                f"company (decision 0282). {went}The kit reached both stacks as it reaches "
+                "cloud stacks: SSH from the inventory, the API through an SSH forward to the "
+                "proxy (decision 0298). Not shown here: a provider's bucket, its keys "
                 "and the network path between two companies (docs/runbooks/"
                 "cross-provider-recovery.md).")
     return ("Lab only: the backup host of the lost stack stood for the offsite store and was "
             "copied from. Stacks with an offsite bucket (`lab.offsite_store` in the lab, "
-            "`podium:offsite` in the cloud) are recovered from the bucket instead (decision "
-            "0282); `./podium recover` does not drive cloud stacks yet "
-            "(docs/runbooks/cross-provider-recovery.md).")
+            "`podium:offsite` in the cloud) are recovered from the bucket instead (decisions "
+            "0282, 0298; docs/runbooks/cross-provider-recovery.md).")

@@ -48,7 +48,7 @@ def test_same_stack_for_from_and_stack_is_refused(capsys, extra):
     (["--stack", "hetzner", "--from", "lab-prova"],
      ["'hetzner' is a hcloud stack", "--allow-cloud"]),
     (["--stack", "lab-provb", "--from", "scaleway", "--allow-cloud"],
-     ["not implemented", "cross-provider-recovery.md"]),
+     ["'scaleway' is a cloud stack and 'lab-provb' a lab stack", "two cloud stacks"]),
     # lab-data has PostgreSQL but no app, proxy or backup host to recover into.
     (["--stack", "lab-data", "--from", "lab-prova"], ["lacks what the drill needs", "backup host"]),
     (["--stack", "lab-provb", "--from", "lab-data"],
