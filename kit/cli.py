@@ -160,23 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "offsite backup of a lost one",
                        description="Cross-provider recovery (docs/runbooks/"
                        "cross-provider-recovery.md): --stack takes the identity (secrets), "
-                       "database (pgBackRest, latest or --to) and media of --from from the "
-                       "copies on --from's backup host, verifies against the manifest recorded "
+                       "database (pgBackRest, latest or --to) and media of --from from its "
+                       "offsite bucket (or its surviving backup host, for a lab stack without "
+                       "one), verifies against the manifest recorded "
                        "with --record-manifest, smoke tests, and saves a report with RTO and "
                        "RPO in docs/drills/.")
     p.add_argument("--stack", required=True, metavar="NAME",
                    help="the stack to recover into (the second provider); must be up")
     p.add_argument("--from", dest="source", required=True, metavar="NAME",
-                   help="the lost stack whose backup host holds the offsite copies")
+                   help="the lost stack, whose offsite copies are read")
     p.add_argument("--to", metavar="TIME", default=None,
                    help="point in time, ISO 8601 with its zone; default: the latest archived "
                         "write")
     for flag, text in (
             ("--record-manifest", "only record --from's data manifest (while it is alive) in "
              ".podium/FROM/, for the check after recovery"),
-            ("--lab-lose-source", "lab only: destroy every host of --from except its backup "
-             "host (the offsite store), nothing else"),
-            ("--allow-cloud", "accept cloud stacks (refused without it; not implemented yet)")):
+            ("--lab-lose-source", "lab only: destroy the hosts of --from (its backup host is "
+             "kept when it is the offsite store); a cloud stack is fenced by hand"),
+            ("--allow-cloud", "accept two cloud stacks (refused without it): recovery "
+             "replaces --stack's database and secrets")):
         p.add_argument(flag, action="store_true", help=text)
 
     p = sub.add_parser("dev", help="the app alone on 127.0.0.1 against throwaway databases",

@@ -6,14 +6,18 @@ Three commands, in this order:
 
 - ``--record-manifest`` (while A is alive): a sentinel post with an image, WAL archived and
   media pushed, then A's data manifest saved in .podium/A/ for the check after recovery.
-- ``--lab-lose-source`` (lab only): destroy every host of A but its backup host, which stands
-  for the offsite store at the other company.
+- ``--lab-lose-source`` (lab only): destroy every host of A (but its backup host when that
+  stands for the offsite store). A cloud stack is fenced by the operator.
 - the recovery: B takes A's identity (its secrets, decrypted from the age-encrypted copy on
   A's backup host with A's operator identity; B keeps its own pgBackRest TLS certificates),
   A's encrypted repository and media copy are copied to B's backup host, B converges with
   A's secrets, PostgreSQL is restored from the repository (latest or --to), the replica
   rebuilt, media restored, then verify against the manifest, smoke through B's proxy,
   re-converge (stanza checked, backup on the new timeline). Report in docs/drills/.
+
+Two lab stacks, or two cloud stacks with --allow-cloud: hosts are reached as Ansible reaches
+them (kit/reach.py), a cloud stack's bucket is its inventory's ``podium_offsite`` with the key
+pair from the environment, and the API is reached through an SSH forward (decision 0298).
 """
 
 from __future__ import annotations
