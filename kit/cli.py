@@ -83,10 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inventory", help="write a cloud stack's inventory from Pulumi outputs",
                        description="Write .podium/<stack>/inventory.yml (the lab's shape) from "
-                       "the JSON of `pulumi stack output --json --stack NAME`.")
+                       "the JSON of `pulumi stack output --json --stack NAME`, which it runs "
+                       "unless --pulumi-outputs names a saved copy. Only the state backend is "
+                       "read: it works when the stack's provider is gone.")
     _stack_arg(p)
-    p.add_argument("--pulumi-outputs", required=True, metavar="FILE",
-                   help="file holding `pulumi stack output --json`")
+    p.add_argument("--pulumi-outputs", metavar="FILE", default=None,
+                   help="file holding `pulumi stack output --json` (default: run it)")
 
     p = sub.add_parser("plan", help="what Pulumi would create for a cloud stack (offline)",
                        description="Run the Pulumi program in infra/ under mocks, offline: "
@@ -266,7 +268,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from kit import cloud
         from kit.stack import load_stack
 
-        path = cloud.write_inventory(load_stack(args.stack), Path(args.pulumi_outputs))
+        stack = load_stack(args.stack)
+        if stack.provider == "local":
+            raise PodiumError(f"stack '{stack.name}' is a lab stack: ./podium up writes its "
+                              "inventory", f"./podium up --stack {stack.name}")
+        path = (cloud.write_inventory(stack, Path(args.pulumi_outputs)) if args.pulumi_outputs
+                else cloud.inventory_from_state(stack))
         print(f"wrote {path}")
     elif args.command == "plan":
         from pathlib import Path

@@ -133,6 +133,26 @@ def write_inventory(stack: Stack, outputs_file: Path) -> Path:
     return paths.inventory
 
 
+def inventory_from_state(stack: Stack) -> Path:
+    """Write the inventory from the outputs the Pulumi state backend holds (`pulumi stack
+    output`): no provider API is called, so it works for a stack whose provider is gone
+    (./podium recover reads the lost stack's bucket there)."""
+    cli = shutil.which("pulumi")
+    if cli is None:
+        raise PodiumError(f"reading the outputs of stack '{stack.name}' needs the Pulumi CLI, "
+                          "and there is no `pulumi` on PATH",
+                          f"install it ({PULUMI_INSTALL}), or save the outputs elsewhere "
+                          f"(pulumi stack output --json --stack {stack.name} > FILE) and pass "
+                          "--pulumi-outputs FILE")
+    outputs = _pulumi(cli, ["stack", "output", "--json", "--stack", stack.name],
+                      "read the stack's outputs", capture=True)
+    paths = StackPaths(stack.name)
+    paths.state.mkdir(parents=True, exist_ok=True)
+    outputs_file = paths.state / "pulumi-outputs.json"
+    outputs_file.write_text(outputs)
+    return write_inventory(stack, outputs_file)
+
+
 def _run(cmd: list[str]) -> None:
     """Run a standard tool from the kit's venv, output on the terminal; raise on failure."""
     print("==> " + " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)),

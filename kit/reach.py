@@ -67,8 +67,7 @@ def of_stack(stack: Stack, paths: StackPaths) -> Reach:
             f"{shown(path)} is missing: the kit does not know the addresses of stack "
             f"'{stack.name}'s servers",
             f"write it from Pulumi's outputs (kept by the state backend even when the provider "
-            f"is gone): pulumi stack output --json --stack {stack.name} > outputs.json; "
-            f"./podium inventory --stack {stack.name} --pulumi-outputs outputs.json")
+            f"is gone): ./podium inventory --stack {stack.name}")
     return parse_inventory(stack.name, path.read_text(), shown(path))
 
 

@@ -362,9 +362,8 @@ def _inventory_offsite(stack: Stack, paths: StackPaths) -> dict:
         pass
     raise PodiumError(f"{shown(paths.inventory)} does not name the offsite bucket of "
                       f"'{stack.name}' (podium_offsite)",
-                      f"write it again from Pulumi's outputs: pulumi stack output --json "
-                      f"--stack {stack.name} > outputs.json; ./podium inventory --stack "
-                      f"{stack.name} --pulumi-outputs outputs.json")
+                      f"write it again from Pulumi's outputs (the state backend keeps them when "
+                      f"the provider is gone): ./podium inventory --stack {stack.name}")
 
 
 def tar_member(tar_bytes: bytes, name: str) -> str:

@@ -178,3 +178,24 @@ def test_up_keeps_existing_dkim_keys(fake_pulumi, tmp_path, monkeypatch):
     assert key.stat().st_mode & 0o077 == 0
     cloud.up(stack, runner=lambda cmd: None, converge=lambda paths: None)
     assert key.read_bytes() == first
+
+
+def test_inventory_without_a_file_reads_the_state_backend(fake_pulumi, tmp_path, monkeypatch,
+                                                          capsys):
+    """`./podium inventory --stack X` runs `pulumi stack output` itself (only the state
+    backend: no `up`, no provider credentials needed), as ./podium recover asks for a lost
+    stack."""
+    outputs = _outputs(tmp_path, monkeypatch, "hetzner")
+    for name in CREDENTIALS:
+        monkeypatch.delenv(name)
+    assert main(["inventory", "--stack", "hetzner"]) == 0
+    assert fake_pulumi() == [["stack", "output", "--json", "--stack", "hetzner"]]
+    inv = yaml.safe_load(StackPaths("hetzner").inventory.read_text())
+    assert inv["all"]["vars"]["podium_offsite"]["bucket"] == outputs["offsite_bucket"]
+    # A lab stack's inventory is ./podium up's to write.
+    assert main(["inventory", "--stack", "lab-provb"]) == 2
+    assert "is a lab stack: ./podium up writes its inventory" in capsys.readouterr().err
+    # Without the CLI: said, with the saved-file alternative.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["inventory", "--stack", "hetzner"]) == 2
+    assert "--pulumi-outputs FILE" in capsys.readouterr().err
