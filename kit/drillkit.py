@@ -9,8 +9,10 @@ same SSH key and inventory names Ansible uses, and hand every configuration step
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
+import io
 import itertools
 import json
 import re
@@ -29,6 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+
+from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import SSHException
 
 from kit import reach, ssh
 from kit.console import Progress, fmt_seconds
@@ -141,8 +146,9 @@ def record_primary(paths: StackPaths, name: str) -> None:
 
 @dataclass
 class Remote:
-    """Commands on the stack's hosts as the admin user (sudo inside the command), over the
-    SSH connection Ansible makes (kit/reach.py: lab and cloud stacks alike)."""
+    """Commands on the stack's hosts as the admin user (sudo inside the command), run with
+    Fabric over the inventory Ansible uses (kit/reach.py: lab and cloud stacks alike). One
+    connection per command: a drill destroys and re-creates hosts under it."""
 
     stack: Stack
     paths: StackPaths
@@ -161,13 +167,25 @@ class Remote:
 
     def _ssh(self, name: str, command: str, timeout: float, data: bytes | None = None
              ) -> subprocess.CompletedProcess:
+        """``command`` on the host through Fabric, in ``ssh``'s terms: exit 255 and the
+        reason on stderr when the host cannot be reached. ``data`` (text) goes to stdin."""
+        conn = self.reach.connection(name)
         try:
-            return subprocess.run([*self.ssh_command(name), command], input=data,
-                                  capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
+            result = conn.run(command, hide=True, warn=True, timeout=timeout,
+                              in_stream=io.StringIO(data.decode()) if data is not None
+                              else False)
+        except CommandTimedOut:
             raise PodiumError(f"on {name}: `{command[:120]}` took longer than {timeout:.0f}s",
                               f"look at the host: ./podium ssh --stack {self.stack.name} "
                               f"{name}") from None
+        except (SSHException, OSError, EOFError) as err:
+            # Refused, timed out, unknown or changed host key, key not accepted.
+            reason = f"ssh to {conn.user}@{conn.host}: {type(err).__name__}: {err}"
+            return subprocess.CompletedProcess(command, 255, b"", reason.encode())
+        finally:
+            conn.close()
+        return subprocess.CompletedProcess(command, result.exited, result.stdout.encode(),
+                                           result.stderr.encode())
 
     def run(self, name: str, command: str, timeout: float = 300, check: bool = True) -> str:
         result = self._ssh(name, command, timeout)
@@ -190,12 +208,15 @@ class Remote:
                    data: bytes | None = None) -> bytes:
         """``command``'s output as bytes; ``data`` goes to its stdin (secrets stay off
         command lines)."""
-        result = self._ssh(name, command, timeout, data)
+        # Fabric hands output over as text: the bytes cross as base64, and pipefail keeps
+        # the command's own exit status.
+        wrapped = f"bash -c {shlex.quote(f'set -o pipefail; {command} | base64 -w0')}"
+        result = self._ssh(name, wrapped, timeout, data)
         if result.returncode != 0:
             raise PodiumError(f"on {name}: `{command[:160]}` failed (exit {result.returncode})",
                               f"look at the host: ./podium ssh --stack {self.stack.name} {name}",
                               detail=result.stderr.decode(errors="replace")[-2000:])
-        return result.stdout
+        return base64.b64decode(result.stdout)
 
     @contextmanager
     def forward(self, name: str, address: str, port: int) -> Iterator[int]:

@@ -1,21 +1,26 @@
 """./podium recover between two cloud stacks (decision 0298): where the kit finds the
 buckets, their keys and the servers, and what it refuses before anything changes.
 
-The servers are at a provider this machine cannot reach, so `ssh` is a FAKE on PATH that
-records its arguments and answers for the addresses it is told are up (documentation
-ranges, which nobody may contact). The lab's gated recovery (tests/lab/test_recover.py)
-runs the same code against real hosts: SSH from the inventory, the API through an SSH
-forward, the buckets bucket to bucket.
+The servers are at a provider this machine cannot reach (documentation ranges, which nobody
+may contact), so the step that would connect is a FAKE: `ssh` on PATH for the command
+lines, and `Remote._ssh` (Fabric) for commands, each recording what it was asked and
+answering for the addresses it is told are up. The Fabric connection's settings are checked
+as built, without connecting. The lab's gated recovery (tests/lab/test_recover.py) and the
+drills in `./podium test` run the same code against real hosts: Fabric over the inventory,
+the API through an SSH forward, the buckets bucket to bucket.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from paramiko import AutoAddPolicy, RejectPolicy
 
 from kit import cli, drill, inventory, paths, recover
 from kit.drillkit import Remote
@@ -56,6 +61,17 @@ def cloud_pair(tmp_path, monkeypatch):
         raise AssertionError("a host or the stack would have been changed")
 
     monkeypatch.setattr(recover, "run_playbook", touched)
+
+    def fabric_stand_in(self, name, command, timeout, data=None):
+        """Remote._ssh without a network: logged as the fake ssh logs, answering as it does."""
+        destination = f"{self.reach.user}@{self.reach.address(name)}"
+        with open(tmp_path / "ssh.log", "a") as log:
+            log.write(shlex.join([destination, command]) + "\n")
+        down = self.reach.address(name) in os.environ["FAKE_SSH_DOWN"].split()
+        return subprocess.CompletedProcess(command, 255 if down else 0, b"",
+                                           b"timed out" if down else b"")
+
+    monkeypatch.setattr(Remote, "_ssh", fabric_stand_in)
 
     def write_inventory(stack_name: str, first: int) -> dict[str, str]:
         stack = load_stack(stack_name)
@@ -155,6 +171,15 @@ def test_cloud_ssh_uses_the_operators_key_and_the_public_address(cloud_pair, tmp
     assert "-i " not in options  # no lab key: the agent's or ~/.ssh's, as Ansible
     assert "StrictHostKeyChecking=accept-new" in options and "BatchMode=yes" in options
     assert f"UserKnownHostsFile={StackPaths('hetzner').known_hosts.resolve()}" in options
+    # Fabric's connection, built the same way (not opened): no key of ours, the agent
+    # allowed, the stack's known-hosts file, a new host's key accepted once.
+    conn = remote.reach.connection("db1")
+    assert (conn.host, conn.user) == (public["db1"], stack.admin.user)
+    assert "key_filename" not in conn.connect_kwargs
+    assert conn.connect_kwargs.get("allow_agent", True) is not False
+    assert conn.connect_timeout == 5
+    assert isinstance(conn.client._policy, AutoAddPolicy)
+    assert conn.client._host_keys_filename == str(StackPaths("hetzner").known_hosts.resolve())
     # All up: the stack is returned as loaded, with the hosts asked once each.
     loaded, _ = drill.load_up_stack("hetzner", True, {"backup": 1}, cloud_ready=True)
     assert loaded.name == "hetzner" and len(_ssh_calls(tmp_path)) == len(stack.hosts)
@@ -176,6 +201,25 @@ def test_lab_ssh_from_the_inventory_is_the_lab_key_and_strict(monkeypatch, tmp_p
         assert Path(key).resolve() == stack_paths.ssh_key.resolve()
         options = " ".join(reach.options)
         assert "StrictHostKeyChecking=yes" in options and "BatchMode=yes" in options
+        assert Path(reach.key).resolve() == stack_paths.ssh_key.resolve()
+        assert reach.known_hosts.resolve() == stack_paths.known_hosts.resolve()
+        assert not reach.accept_new
+        conn = reach.connection("db1")
+        assert conn.connect_kwargs == {"key_filename": [str(reach.key)],
+                                       "look_for_keys": False, "allow_agent": False}
+        assert isinstance(conn.client._policy, RejectPolicy)  # an unknown host is refused
+
+
+def test_an_inventory_that_would_skip_host_key_checks_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "STATE_ROOT", tmp_path / ".podium")
+    stack = load_stack("lab-provb")
+    stack_paths = StackPaths("lab-provb")
+    data = inventory.build(stack, stack_paths)
+    data["all"]["vars"]["ansible_ssh_common_args"] = (
+        "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no")
+    inventory.write(data, stack_paths.inventory)
+    with pytest.raises(PodiumError, match="StrictHostKeyChecking=no"):
+        of_stack(stack, stack_paths)
 
 
 def test_a_broken_inventory_is_named(monkeypatch, tmp_path):
