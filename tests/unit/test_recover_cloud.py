@@ -2,12 +2,13 @@
 buckets, their keys and the servers, and what it refuses before anything changes.
 
 The servers are at a provider this machine cannot reach (documentation ranges, which nobody
-may contact), so the step that would connect is a FAKE: `ssh` on PATH for the command
-lines, and `Remote._ssh` (Fabric) for commands, each recording what it was asked and
-answering for the addresses it is told are up. The Fabric connection's settings are checked
-as built, without connecting. The lab's gated recovery (tests/lab/test_recover.py) and the
-drills in `./podium test` run the same code against real hosts: Fabric over the inventory,
-the API through an SSH forward, the buckets bucket to bucket.
+may contact), so the one step that would connect, `Remote._ssh` (Fabric), is a FAKE that
+records what it was asked and answers for the addresses it is told are up. The Fabric
+connection's settings and the `ssh` command lines are checked as built, without connecting;
+the transport itself is tested against a loopback SSH server (test_remote_transport.py).
+The lab's gated recovery (tests/lab/test_recover.py) and the drills in `./podium test` run
+the same code against real hosts: Fabric over the inventory, the API through an SSH forward,
+the buckets bucket to bucket.
 """
 
 from __future__ import annotations
@@ -30,30 +31,17 @@ from kit.paths import StackPaths
 from kit.reach import of_stack
 from kit.stack import load_stack
 
-FAKE_SSH = """#!/bin/sh
-printf '%s\\n' "$*" >> "$FAKE_SSH_LOG"
-for arg in "$@"; do last="$arg"; done
-for arg in "$@"; do
-  case " $FAKE_SSH_DOWN " in *" ${arg#*@} "*) echo "ssh: connect: timed out" >&2; exit 255 ;; esac
-done
-exit 0
-"""
 KEYS = ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "MINIO_USER", "MINIO_PASSWORD")
 
 
 @pytest.fixture
 def cloud_pair(tmp_path, monkeypatch):
-    """State under tmp_path, a fake ssh first on PATH, no bucket keys in the environment;
+    """State under tmp_path, Remote._ssh replaced by a stand-in, no bucket keys in the
+    environment;
     returns a function writing a stack's inventory the way the runbook does (``./podium
     inventory`` from ``pulumi stack output --json``)."""
     monkeypatch.setattr(paths, "STATE_ROOT", tmp_path / ".podium")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "ssh").write_text(FAKE_SSH)
-    (bin_dir / "ssh").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("FAKE_SSH_LOG", str(tmp_path / "ssh.log"))
-    monkeypatch.setenv("FAKE_SSH_DOWN", "")
+    monkeypatch.setenv("HOSTS_DOWN", "")
     for name in KEYS:
         monkeypatch.delenv(name, raising=False)
 
@@ -63,11 +51,12 @@ def cloud_pair(tmp_path, monkeypatch):
     monkeypatch.setattr(recover, "run_playbook", touched)
 
     def fabric_stand_in(self, name, command, timeout, data=None):
-        """Remote._ssh without a network: logged as the fake ssh logs, answering as it does."""
+        """Remote._ssh without a network: each call logged, exit 255 (as ssh) for the
+        addresses in HOSTS_DOWN, 0 for the others."""
         destination = f"{self.reach.user}@{self.reach.address(name)}"
         with open(tmp_path / "ssh.log", "a") as log:
             log.write(shlex.join([destination, command]) + "\n")
-        down = self.reach.address(name) in os.environ["FAKE_SSH_DOWN"].split()
+        down = self.reach.address(name) in os.environ["HOSTS_DOWN"].split()
         return subprocess.CompletedProcess(command, 255 if down else 0, b"",
                                            b"timed out" if down else b"")
 
@@ -146,7 +135,7 @@ def test_the_recovering_stacks_servers_must_answer_ssh(cloud_pair, monkeypatch, 
     for name in KEYS:
         monkeypatch.setenv(name, "x")
     down = sorted(public)[:2]
-    monkeypatch.setenv("FAKE_SSH_DOWN", " ".join(public[h] for h in down))
+    monkeypatch.setenv("HOSTS_DOWN", " ".join(public[h] for h in down))
     assert cli.main(["recover", "--stack", "scaleway", "--from", "hetzner",
                      "--allow-cloud"]) == 2
     err = capsys.readouterr().err
