@@ -59,5 +59,30 @@ def test_serve_gives_uvicorn_the_configured_worker_healthcheck_timeout(monkeypat
         get_settings.cache_clear()
     assert passed["timeout_worker_healthcheck"] == 45
     assert passed["workers"] == 2
+    # Served through the factory that freezes the worker's startup objects (decision 0300).
+    assert passed["app"] == "podium_app.serving:create_served_app"
     # The installed uvicorn (the version the app's lock pins) takes every option given.
     uvicorn.Config(**passed)
+
+
+def test_the_served_app_leaves_its_startup_objects_out_of_the_collections(monkeypatch):
+    import gc
+
+    from fastapi import FastAPI
+    from podium_app import serving
+    from podium_app.settings import get_settings
+
+    monkeypatch.setenv("PODIUM_ENV_FILE", "/dev/null")
+    get_settings.cache_clear()
+    assert gc.get_freeze_count() == 0
+    try:
+        app = serving.create_served_app()
+        assert isinstance(app, FastAPI)
+        frozen = gc.get_freeze_count()
+        # The modules, routes and models alive at start: tens of thousands of objects.
+        assert frozen > 20_000, frozen
+        gc.collect()
+        assert gc.get_freeze_count() == frozen  # a full collection leaves them frozen
+    finally:
+        gc.unfreeze()  # the rest of this test process collects as before
+        get_settings.cache_clear()

@@ -200,7 +200,7 @@ def _serve(args) -> None:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("podium_app.app:create_app", factory=True,
+    uvicorn.run("podium_app.serving:create_served_app", factory=True,
                 host=args.host or settings.bind_host, port=args.port or settings.bind_port,
                 workers=args.workers or settings.web_workers, proxy_headers=True,
                 forwarded_allow_ips=settings.forwarded_allow_ips, access_log=False,

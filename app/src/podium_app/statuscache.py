@@ -56,8 +56,10 @@ class Template:
             inner["favourited"] = f"{_MARK}{INNER_FAV}"
             inner["reblogged"] = f"{_MARK}{INNER_RB}"
         parts = _SLOT.split(json.dumps(marked, ensure_ascii=False, separators=(",", ":")))
-        self.pieces = [p.encode() for p in parts[0::2]]
-        self.slots = [int(s) for s in parts[1::2]]
+        # Tuples of bytes and ints: the collector stops tracking them, so a full collection
+        # does not walk every cached entry's parts (decision 0300).
+        self.pieces = tuple(p.encode() for p in parts[0::2])
+        self.slots = tuple(int(s) for s in parts[1::2])
 
     def fill(self, flags: tuple[bool, bool, bool, bool]) -> bytes:
         out = [self.pieces[0]]
