@@ -37,9 +37,8 @@ KEYS = ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "MINIO_USER", "MINIO_PASSWORD")
 @pytest.fixture
 def cloud_pair(tmp_path, monkeypatch):
     """State under tmp_path, Remote._ssh replaced by a stand-in, no bucket keys in the
-    environment;
-    returns a function writing a stack's inventory the way the runbook does (``./podium
-    inventory`` from ``pulumi stack output --json``)."""
+    environment; returns a function writing a stack's inventory the way the runbook does
+    (``./podium inventory`` from ``pulumi stack output --json``)."""
     monkeypatch.setattr(paths, "STATE_ROOT", tmp_path / ".podium")
     monkeypatch.setenv("HOSTS_DOWN", "")
     for name in KEYS:

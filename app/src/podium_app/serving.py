@@ -8,7 +8,7 @@ FastAPI's routes and models, SQLAlchemy's tables and compiled statements, settin
 under `./podium bench app`, a full collection took 88-183 ms, and every request on that
 worker waited for it: the home read's p99. `gc.freeze()` moves everything alive at that
 moment to a permanent generation that collections skip; the full collections left walk only
-what serving created since (20-35 ms).
+what serving created since (21-35 ms).
 
 Here and not in `create_app`: the test suite builds many apps in one process, and freezing
 there would keep each test's objects for the rest of the run. uvicorn calls this factory in
