@@ -171,7 +171,13 @@ async def _get_json(url: str, token: str) -> list:
 
 
 def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess.Popen:
-    """Start `podium-app serve` and wait until it answers."""
+    """Start `podium-app serve` and wait until every worker has started.
+
+    Not only until the app answers: wrk opens its connections at once and keeps them for
+    the whole run, so a worker still importing the app when they open gets none of them and
+    its core idles through the round (the half-rate rounds in docs/perf.md, session 15)."""
+    log.flush()
+    log_start = Path(log.name).stat().st_size
     proc = subprocess.Popen([python, "-m", "podium_app", "serve", "--workers", str(workers)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     procs.append(proc)
@@ -179,13 +185,27 @@ def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess
     deadline = time.monotonic() + 120
     while True:
         try:
+            started = _workers_started(Path(log.name), log_start)
+            if started < workers:
+                raise PodiumError(f"{started} of {workers} web workers started")
             asyncio.run(_get_json(f"{url}/api/v1/instance", ""))
             return proc
         except Exception as err:
+            if proc.poll() is not None:
+                raise PodiumError(f"podium-app serve exited ({proc.returncode}); see "
+                                  f"{log.name}") from err
             if time.monotonic() > deadline:
                 raise PodiumError(f"the app did not answer on {url} within 120 s: {err} "
                                   f"(log: {log.name})") from err
             time.sleep(0.2)
+
+
+def _workers_started(log: Path, start: int) -> int:
+    """Web workers that finished starting, by uvicorn's line in the serve log since byte
+    `start` (each worker logs it once its app is built, then starts listening)."""
+    with log.open("rb") as handle:
+        handle.seek(start)
+        return handle.read().count(b"Application startup complete.")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -286,7 +306,8 @@ def baseline_env(items: list[str], compare_with: str | None) -> dict[str, str]:
 
 
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
-             baseline_src: str, services, baseline_env: dict[str, str] | None = None) -> None:
+             baseline_src: str, services, baseline_env: dict[str, str] | None = None,
+             connections: int = 16) -> None:
     """Home reads alternating between two versions of the app on the same data, Redis and
     load generator: `runs` rounds of (baseline, current), medians printed side by side.
     `baseline_env`: settings for the baseline's server only."""
@@ -300,7 +321,8 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
             proc = _serve(python, {**env, **extra}, workers, log, procs)
             if round_ == 0 and label == "baseline":
                 _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
-            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16, app_pid=proc.pid)
+            got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, connections,
+                       app_pid=proc.pid)
             got.update(_cpu_per_read(home.removesuffix("/api/v1/timelines/home"), proc.pid,
                                      services))
             _stop(proc)
@@ -315,7 +337,8 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
                   f"generator) {got['wrk_ms']:.2f} ms; workers restarted {got['restarts']}",
                   flush=True)
     for label, got in results.items():
-        print(f"home timeline, {label} ({workers} web worker(s)), median of {runs}: "
+        print(f"home timeline, {label} ({workers} web worker(s), {connections} connections), "
+              f"median of {runs}: "
               f"{statistics.median(g['rps'] for g in got):.0f} req/s, "
               f"p50 {statistics.median(g['p50'] for g in got):.1f} ms, "
               f"p99 {statistics.median(g['p99'] for g in got):.1f} ms; CPU per read: app "
@@ -339,7 +362,10 @@ def _worker_restarts(log: Path, start: int) -> int:
 
 def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         compare_with: str | None = None, runs: int = 3,
-        baseline_env: dict[str, str] | None = None) -> None:
+        baseline_env: dict[str, str] | None = None, connections: int = 16) -> None:
+    if not 1 <= connections <= 1000:
+        raise PodiumError(f"--clients {connections}: give 1 to 1000 connections for the home "
+                          "reads (default 16)")
     host.check_root()
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
@@ -368,15 +394,17 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         log = (services.root / "bench.log").open("ab")
         if compare_with:
             _compare(python, env, workers, seconds, runs, log, procs, compare_with, services,
-                     baseline_env)
+                     baseline_env, connections)
             return
         server = _serve(python, env, workers, log, procs)
         url = f"http://127.0.0.1:{port}"
         home = f"{url}/api/v1/timelines/home"
         # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
         _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
-        reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, 16, app_pid=server.pid)
-        print(f"home timeline, {workers} web worker(s): {reads['rps']:.0f} req/s, "
+        reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, connections,
+                     app_pid=server.pid)
+        print(f"home timeline, {workers} web worker(s), {connections} connections: "
+              f"{reads['rps']:.0f} req/s, "
               f"p50 {reads['p50']:.1f} ms, p99 {reads['p99']:.1f} ms, "
               f"non-2xx {reads['non2xx']}; CPU per request: app {reads['app_load_ms']:.2f} ms, "
               f"wrk (load generator) {reads['wrk_ms']:.2f} ms", flush=True)

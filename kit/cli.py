@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=int, default=20,
                    help="app, proxy: seconds per load run; resources: sampling window (20)")
     p.add_argument("--clients", type=int, default=16,
-                   help="proxy: concurrent keep-alive connections (16)")
+                   help="app (home reads), proxy: concurrent keep-alive connections (16)")
     p.add_argument("--target", choices=["proxy", "edge", "both"], default="proxy",
                    help="proxy: where the load enters: HAProxy's frontend from the controller "
                    "(proxy, the default), an edge from the edge host itself (edge: edge, "
@@ -287,6 +287,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts,
                           compare_with=args.compare_with, runs=args.runs,
+                          connections=args.clients,
                           baseline_env=bench_app.baseline_env(args.baseline_env,
                                                               args.compare_with))
         elif args.what == "resources":

@@ -53,3 +53,48 @@ def test_baseline_settings_are_podium_settings_for_a_comparison():
 def test_a_bad_baseline_setting_is_refused_with_what_to_give(items, compare_with, message):
     with pytest.raises(PodiumError, match=message):
         bench_app.baseline_env(items, compare_with)
+
+
+FAKE_SERVE = '''#!{python}
+import http.server, sys, threading, time
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.end_headers(); self.wfile.write(b"{{}}")
+    def log_message(self, *args): pass
+server = http.server.HTTPServer(("127.0.0.1", {port}), Answer)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+# The app answers as soon as one worker is up; the second takes a while longer.
+print("INFO:     Application startup complete.", flush=True)
+time.sleep(1.5)
+print("INFO:     Application startup complete.", flush=True)
+time.sleep(60)
+'''
+
+
+def test_serve_waits_for_every_worker_not_only_the_first_answer(tmp_path):
+    from kit.appservices import free_port
+
+    port = free_port()
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_SERVE.format(python=sys.executable, port=port))
+    fake.chmod(0o755)
+    procs: list = []
+    with (tmp_path / "serve.log").open("w") as log:
+        log.write("INFO:     Application startup complete.\n")  # an earlier round's line
+        try:
+            bench_app._serve(str(fake), {"PODIUM_BIND_PORT": str(port)}, 2, log, procs)
+            assert bench_app._workers_started(tmp_path / "serve.log", 0) == 3
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+
+
+def test_serve_reports_a_server_that_exits(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\nimport sys; print('bad settings'); sys.exit(3)\n")
+    fake.chmod(0o755)
+    with (tmp_path / "serve.log").open("w") as log, \
+            pytest.raises(PodiumError, match=r"exited \(3\)"):
+        bench_app._serve(str(fake), {"PODIUM_BIND_PORT": "1"}, 2, log, [])
