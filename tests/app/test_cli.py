@@ -46,10 +46,11 @@ def test_create_user_refuses_a_taken_name_with_a_message(base_settings):
 def test_serve_gives_uvicorn_the_configured_worker_healthcheck_timeout(monkeypatch):
     import uvicorn
     from podium_app import cli as app_cli
+    from podium_app import worker_sockets
     from podium_app.settings import get_settings
 
-    passed: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: passed.update(options, app=app))
+    passed: list[uvicorn.Config] = []
+    monkeypatch.setattr(worker_sockets, "run", passed.append)
     monkeypatch.setenv("PODIUM_ENV_FILE", "/dev/null")
     monkeypatch.setenv("PODIUM_WEB_HEALTHCHECK_TIMEOUT", "45")
     get_settings.cache_clear()
@@ -57,12 +58,11 @@ def test_serve_gives_uvicorn_the_configured_worker_healthcheck_timeout(monkeypat
         app_cli.main(["serve", "--workers", "2"])
     finally:
         get_settings.cache_clear()
-    assert passed["timeout_worker_healthcheck"] == 45
-    assert passed["workers"] == 2
+    [config] = passed  # more than one worker: a socket per worker (decision 0301)
+    assert config.timeout_worker_healthcheck == 45
+    assert config.workers == 2
     # Served through the factory that freezes the worker's startup objects (decision 0300).
-    assert passed["app"] == "podium_app.serving:create_served_app"
-    # The installed uvicorn (the version the app's lock pins) takes every option given.
-    uvicorn.Config(**passed)
+    assert config.app == "podium_app.serving:create_served_app" and config.factory
 
 
 def test_the_served_app_leaves_its_startup_objects_out_of_the_collections(monkeypatch):
