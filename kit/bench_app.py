@@ -98,23 +98,25 @@ end
 
 
 def _wrk(url: str, path: str, method: str, seconds: int, connections: int,
-         body: str = "", app_pid: int | None = None) -> dict:
+         body: str = "", app_pid: int | None = None, services=None) -> dict:
     """wrk's figures: requests/s, p50 and p99 (ms), non-2xx answers, requests, and the CPU
     milliseconds per request of wrk itself (`wrk_ms`) and, with `app_pid`, of the app's
     processes during the run (`app_load_ms`): the load generator shares the cores with the
-    app here, and its CPU is not the app's."""
+    app here, and its CPU is not the app's. With `services`, also PostgreSQL's and Redis's
+    (`data_load_ms`; the backends open when the run starts: the warm-up opened the pool's)."""
     lua = WRK_SCRIPT.format(readers=READERS, path=path, body=body)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(lua)
     app_pids = _tree(app_pid) if app_pid else []
-    app0 = _cpu(app_pids)
+    data_pids = _data_pids(services) if services else []
+    app0, data0 = _cpu(app_pids), _cpu(data_pids)
     try:
         out, wrk_cpu = _run_with_cpu(["wrk", "-t", "1", "-c", str(connections), "-d",
                                       f"{seconds}s", "--latency", "-s", handle.name, "-H",
                                       "Accept: application/json", f"{url}"])
     finally:
         os.unlink(handle.name)
-    app_cpu = _spent(app0, _cpu(app_pids))
+    app_cpu, data_cpu = _spent(app0, _cpu(app_pids)), _spent(data0, _cpu(data_pids))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
 
@@ -128,7 +130,15 @@ def _wrk(url: str, path: str, method: str, seconds: int, connections: int,
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"),
             "non2xx": int(errors.group(1)) if errors else 0, "raw": out,
             "requests": requests, "wrk_ms": wrk_cpu * per_request,
-            "app_load_ms": app_cpu * per_request if app_pid else None}
+            "app_load_ms": app_cpu * per_request if app_pid else None,
+            "data_load_ms": data_cpu * per_request if services else None}
+
+
+def _data_pids(services) -> list[int]:
+    """PostgreSQL's processes (the postmaster and its backends) and Redis's."""
+    postmaster = int((services.root / "pg" / "postmaster.pid").read_text().split()[0])
+    redis_pids = [p for proc in services._procs for p in _tree(proc.pid)]
+    return sorted({*_tree(postmaster), *redis_pids})
 
 
 def _run_with_cpu(argv: list[str]) -> tuple[str, float]:
@@ -170,7 +180,8 @@ async def _get_json(url: str, token: str) -> list:
         return answer.json()
 
 
-def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess.Popen:
+def _serve(python: str, env: dict, workers: int, log, procs: list,
+           prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     """Start `podium-app serve` and wait until every worker has started.
 
     Not only until the app answers: wrk opens its connections at once and keeps them for
@@ -178,8 +189,9 @@ def _serve(python: str, env: dict, workers: int, log, procs: list) -> subprocess
     its core idles through the round (the half-rate rounds in docs/perf.md, session 15)."""
     log.flush()
     log_start = Path(log.name).stat().st_size
-    proc = subprocess.Popen([python, "-m", "podium_app", "serve", "--workers", str(workers)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    proc = subprocess.Popen([*prefix, python, "-m", "podium_app", "serve", "--workers",
+                             str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=REPO)
     procs.append(proc)
     url = f"http://127.0.0.1:{env['PODIUM_BIND_PORT']}"
     deadline = time.monotonic() + 120
@@ -259,13 +271,11 @@ def _cpu_per_read(url: str, app_pid: int, services, requests: int = 300) -> dict
     run managed."""
     import httpx
 
-    postmaster = int((services.root / "pg" / "postmaster.pid").read_text().split()[0])
-    redis_pids = [p for proc in services._procs for p in _tree(proc.pid)]
     out = {}
     with httpx.Client(base_url=url, timeout=30) as http:
         for prefix in ("", "warm_"):
             # Listed per pass: backends the first pass opened are counted in the second.
-            app_pids, data_pids = _tree(app_pid), sorted({*_tree(postmaster), *redis_pids})
+            app_pids, data_pids = _tree(app_pid), _data_pids(services)
             app0, data0 = _cpu(app_pids), _cpu(data_pids)
             for number in range(requests):
                 http.get("/api/v1/timelines/home", headers={
@@ -307,7 +317,7 @@ def baseline_env(items: list[str], compare_with: str | None) -> dict[str, str]:
 
 def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log, procs: list,
              baseline_src: str, services, baseline_env: dict[str, str] | None = None,
-             connections: int = 16) -> None:
+             connections: int = 16, prefix: tuple[str, ...] = ()) -> None:
     """Home reads alternating between two versions of the app on the same data, Redis and
     load generator: `runs` rounds of (baseline, current), medians printed side by side.
     `baseline_env`: settings for the baseline's server only."""
@@ -318,11 +328,14 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
                              ("current", {})):
             log.flush()
             log_start = Path(log.name).stat().st_size
-            proc = _serve(python, {**env, **extra}, workers, log, procs)
-            if round_ == 0 and label == "baseline":
-                _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
+            proc = _serve(python, {**env, **extra}, workers, log, procs, prefix)
+            # Warm up each new server as the single run does: the first round builds every
+            # reader's feed in Redis, and every server process starts with empty caches
+            # (tokens, rendered statuses) and no pooled connections. Measured cold, a
+            # round's p99 is the start-up, not the steady state (docs/perf.md, session 15).
+            _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
             got = _wrk(home, "/api/v1/timelines/home", "GET", seconds, connections,
-                       app_pid=proc.pid)
+                       app_pid=proc.pid, services=services)
             got.update(_cpu_per_read(home.removesuffix("/api/v1/timelines/home"), proc.pid,
                                      services))
             _stop(proc)
@@ -333,7 +346,8 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
                   f"{got['app_ms']:.2f} ms, PostgreSQL+Redis {got['data_ms']:.2f} ms"
                   f"{got['cache']}; warm: app {got['warm_app_ms']:.2f} ms, PostgreSQL+Redis "
                   f"{got['warm_data_ms']:.2f} ms"
-                  f"; under load, CPU per request: app {got['app_load_ms']:.2f} ms, wrk (load "
+                  f"; under load, CPU per request: app {got['app_load_ms']:.2f} ms, "
+                  f"PostgreSQL+Redis {got['data_load_ms']:.2f} ms, wrk (load "
                   f"generator) {got['wrk_ms']:.2f} ms; workers restarted {got['restarts']}",
                   flush=True)
     for label, got in results.items():
@@ -346,7 +360,8 @@ def _compare(python: str, env: dict, workers: int, seconds: int, runs: int, log,
               f"{statistics.median(g['data_ms'] for g in got):.2f} ms; warm: app "
               f"{statistics.median(g['warm_app_ms'] for g in got):.2f} ms, PostgreSQL+Redis "
               f"{statistics.median(g['warm_data_ms'] for g in got):.2f} ms; under load: app "
-              f"{statistics.median(g['app_load_ms'] for g in got):.2f} ms, wrk "
+              f"{statistics.median(g['app_load_ms'] for g in got):.2f} ms, PostgreSQL+Redis "
+              f"{statistics.median(g['data_load_ms'] for g in got):.2f} ms, wrk "
               f"{statistics.median(g['wrk_ms'] for g in got):.2f} ms per request; workers "
               f"restarted {sum(g['restarts'] for g in got)}", flush=True)
 
@@ -360,12 +375,31 @@ def _worker_restarts(log: Path, start: int) -> int:
         return len(re.findall(rb"Child process \[\d+\] died", handle.read()))
 
 
+def pin_cores(workers: int) -> tuple[str, ...]:
+    """--pin: the web workers get the first `workers` cores to themselves, and everything
+    else (this process, and so PostgreSQL, Redis, wrk and the job worker it starts) the
+    rest. That is the production layout, where the database runs on other hosts, so the
+    home read's rate is then per app core. Returns the command prefix for the server."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) <= workers:
+        raise PodiumError(f"--pin: {workers} web worker(s) need at least {workers + 1} cores "
+                          f"(one for PostgreSQL, Redis and wrk); this host gives {len(cores)}. "
+                          "Use fewer --workers, or leave out --pin")
+    app, rest = cores[:workers], cores[workers:]
+    os.sched_setaffinity(0, rest)  # inherited by every process started from here on
+    print(f"pinned: web workers on CPU {','.join(map(str, app))}; PostgreSQL, Redis and wrk "
+          f"on CPU {','.join(map(str, rest))}", flush=True)
+    return ("taskset", "--cpu-list", ",".join(map(str, app)))
+
+
 def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         compare_with: str | None = None, runs: int = 3,
-        baseline_env: dict[str, str] | None = None, connections: int = 16) -> None:
+        baseline_env: dict[str, str] | None = None, connections: int = 16,
+        pin: bool = False) -> None:
     if not 1 <= connections <= 1000:
         raise PodiumError(f"--clients {connections}: give 1 to 1000 connections for the home "
                           "reads (default 16)")
+    prefix = pin_cores(workers) if pin else ()
     host.check_root()
     host.ensure_packages([*appservices.PACKAGES, "wrk"], lambda t: print(f"==> {t}",
                                                                          file=sys.stderr))
@@ -382,8 +416,7 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
                # fan10k is fanned out, star (every account follows it) is merged on read.
                "PODIUM_FANOUT_THRESHOLD": str(min(20_000, max(accounts - 100, 2))),
                "PODIUM_BIND_PORT": str(port),
-               "PODIUM_RATE_POST_ACCOUNT": "1000000/60", "PODIUM_RATE_POST_IP": "1000000/60",
-               "PODIUM_DATABASE_POOL_SIZE": "10"}
+               "PODIUM_RATE_POST_ACCOUNT": "1000000/60", "PODIUM_RATE_POST_IP": "1000000/60"}
         subprocess.run([python, "-m", "podium_app", "migrate"], env=env, check=True,
                        capture_output=True)
         started = time.monotonic()
@@ -394,19 +427,20 @@ def run(workers: int, seconds: int, accounts: int, follows: int, posts: int,
         log = (services.root / "bench.log").open("ab")
         if compare_with:
             _compare(python, env, workers, seconds, runs, log, procs, compare_with, services,
-                     baseline_env, connections)
+                     baseline_env, connections, prefix)
             return
-        server = _serve(python, env, workers, log, procs)
+        server = _serve(python, env, workers, log, procs, prefix)
         url = f"http://127.0.0.1:{port}"
         home = f"{url}/api/v1/timelines/home"
         # Warm up: build every reader's feed in Redis once (a first read rebuilds it).
         _wrk(home, "/api/v1/timelines/home", "GET", max(5, seconds // 2), 8)
         reads = _wrk(home, "/api/v1/timelines/home", "GET", seconds, connections,
-                     app_pid=server.pid)
+                     app_pid=server.pid, services=services)
         print(f"home timeline, {workers} web worker(s), {connections} connections: "
               f"{reads['rps']:.0f} req/s, "
               f"p50 {reads['p50']:.1f} ms, p99 {reads['p99']:.1f} ms, "
               f"non-2xx {reads['non2xx']}; CPU per request: app {reads['app_load_ms']:.2f} ms, "
+              f"PostgreSQL+Redis {reads['data_load_ms']:.2f} ms, "
               f"wrk (load generator) {reads['wrk_ms']:.2f} ms", flush=True)
         writes = _wrk(f"{url}/api/v1/statuses", "/api/v1/statuses", "POST", seconds, 8,
                       body='wrk.method = "POST"; wrk.headers["Content-Type"] = '

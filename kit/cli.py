@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "server only (repeatable), e.g. --compare-with app/src --baseline-env "
                    "PODIUM_TOKEN_CACHE_ENTRIES=0 compares one setting on the same code")
     p.add_argument("--follows", type=int, default=1_000_000, help="app: follow edges (1000000)")
+    p.add_argument("--pin", action="store_true",
+                   help="app: the web workers on cores of their own, PostgreSQL, Redis and wrk "
+                   "on the rest (needs more cores than --workers): the rate per app core")
     p.add_argument("--posts", type=int, default=1_000_000, help="app: posts (1000000)")
 
     p = sub.add_parser("drill", help="recovery drills: restore from backups, fail over",
@@ -287,7 +290,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             bench_app.run(args.workers, args.seconds, args.accounts, args.follows, args.posts,
                           compare_with=args.compare_with, runs=args.runs,
-                          connections=args.clients,
+                          connections=args.clients, pin=args.pin,
                           baseline_env=bench_app.baseline_env(args.baseline_env,
                                                               args.compare_with))
         elif args.what == "resources":

@@ -93,7 +93,7 @@ def base_settings(services: AppServices, sink: Sink) -> Settings:
     settings = Settings(
         _env_file=None,
         database_url=services.database_url, redis_url=services.redis_url,
-        database_pgbouncer=False, database_pool_size=5, secret_key=SECRET,
+        database_pgbouncer=False, database_pool_size=10, secret_key=SECRET,
         smtp_host="127.0.0.1", smtp_port=sink.port, smtp_starttls=False,
         rate_signup_ip="1000/60", rate_login_ip="1000/60", rate_post_account="1000/60",
         rate_post_ip="1000/60",

@@ -1,14 +1,19 @@
-"""kit/bench_app.py's own accounting: the load generator's CPU apart from the app's, and the
-web workers uvicorn replaced during a round."""
+"""kit/bench_app.py's own accounting and set-up: the load generator's CPU apart from the
+app's, the web workers uvicorn replaced during a round, waiting for every worker before the
+load, and --pin's split of the cores."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
 from kit import bench_app
 from kit.errors import PodiumError
+
+REPO = Path(__file__).resolve().parents[2]
 
 BURN = ("import time\nend = time.process_time() + {seconds}\n"
         "while time.process_time() < end: pass\nprint('done')")
@@ -98,3 +103,24 @@ def test_serve_reports_a_server_that_exits(tmp_path):
     with (tmp_path / "serve.log").open("w") as log, \
             pytest.raises(PodiumError, match=r"exited \(3\)"):
         bench_app._serve(str(fake), {"PODIUM_BIND_PORT": "1"}, 2, log, [])
+
+
+def test_pinning_needs_a_core_left_for_the_services(monkeypatch):
+    monkeypatch.setattr(bench_app.os, "sched_getaffinity", lambda pid: {0, 1})
+    with pytest.raises(PodiumError, match=r"--pin: 2 web worker\(s\) need at least 3 cores"):
+        bench_app.pin_cores(2)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_pinning_splits_the_cores_between_workers_and_the_rest():
+    # In a child process: pinning changes the affinity of the process that asks.
+    import subprocess
+
+    cores = sorted(os.sched_getaffinity(0))
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; from kit import bench_app; "
+         "print(bench_app.pin_cores(1)); print(sorted(os.sched_getaffinity(0)))"],
+        capture_output=True, text=True, check=True, cwd=REPO)
+    lines = done.stdout.splitlines()
+    assert lines[-2] == str(("taskset", "--cpu-list", str(cores[0])))
+    assert lines[-1] == str(cores[1:])

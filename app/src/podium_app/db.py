@@ -56,8 +56,12 @@ def make_engine(url: str, settings: Settings, pgbouncer: bool | None = None) -> 
         }
     engine = create_async_engine(
         url,
+        # All kept, none overflow: an overflow connection is closed when it is returned, so
+        # a worker busier than its pool would open one per request (a backend forked, or a
+        # SCRAM handshake with PgBouncer). Requests past the pool wait for a connection
+        # (docs/decisions/0302-database-pool-holds-a-workers-concurrency.md).
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=0,
         # The pre-ping is ours (ping below): SQLAlchemy's takes three round trips.
         pool_pre_ping=False,
         connect_args={**connect_args, **host_list_args(url, settings)},

@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     # True when database_url goes through PgBouncer in transaction mode: no server-side
     # prepared statement cache (statements are unnamed per transaction).
     database_pgbouncer: bool = True
-    database_pool_size: int = Field(10, ge=1, le=200)
+    # Connections a process keeps open, per engine (writer, replica): the most it uses at
+    # once; a request finding them all in use waits for one
+    # (docs/decisions/0302-database-pool-holds-a-workers-concurrency.md).
+    database_pool_size: int = Field(20, ge=1, le=200)
     # Format: redis://[:PASSWORD@]HOST:PORT/DB or unix:///path?db=N
     redis_url: str = "redis://127.0.0.1:6379/0"
 
