@@ -198,26 +198,22 @@ def _settings(args) -> None:
 
 def _serve(args) -> None:
     import uvicorn
-    from uvicorn.config import STARTUP_FAILURE
 
     from podium_app import worker_sockets
 
     settings = get_settings()
-    config = uvicorn.Config(
-        "podium_app.serving:create_served_app", factory=True,
+    options = dict(
+        app="podium_app.serving:create_served_app", factory=True,
         host=args.host or settings.bind_host, port=args.port or settings.bind_port,
         workers=args.workers or settings.web_workers, proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips, access_log=False,
         server_header=False, timeout_worker_healthcheck=settings.web_healthcheck_timeout)
-    if config.workers > 1:
+    if options["workers"] > 1:
         # One listening socket per worker, so that connections spread across them
         # (decision 0301).
-        worker_sockets.run(config)
-        return
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:  # as uvicorn.run: a failed start is a failed exit
-        sys.exit(STARTUP_FAILURE)
+        worker_sockets.run(uvicorn.Config(**options))
+    else:
+        uvicorn.run(**options)
 
 
 def _worker(args) -> None:
