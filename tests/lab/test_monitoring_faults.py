@@ -6,8 +6,11 @@ monitoring hosts are converged for the duration with ``monitoring_alert_for_over
 webhook to a small receiver on the controller's bridge address, and the dead-man's switch
 pointed at the same receiver (pinged every 15 s instead of 5 minutes), and Prometheus
 re-sending firing alerts every 15 s instead of every minute (a dead Prometheus's alerts then
-expire in Alertmanager after 2 minutes, not 4: the watchdog test waits for that); the fixture
-converges them back to the normal settings afterwards. Alertmanager's own timings
+expire in Alertmanager after 1 minute, not 4: the watchdog test waits for that). Prometheus
+also scrapes and evaluates every 10 s instead of 30 s: each phase of a fault test (the fault
+seen, the rule pending, then firing, then resolved) waited up to a full 30 s interval, which
+made these tests about a minute longer each. The fixture converges them back to the normal
+settings afterwards. Alertmanager's own timings
 (group_wait 30 s) are the production ones. With a mail host in the stack, the disk,
 replication and backup faults end with the alert mail read over IMAPS from the operator's
 mailbox (podium:admin.email, which the mail role gives a mailbox when it is on the
@@ -37,13 +40,16 @@ from kit.ansible import run_playbook
 
 WEBHOOK_PORT = 9199
 FOR_OVERRIDE = "10s"
+# Scrape and evaluation interval for the tests (production: 30s; the scrape timeout, 10s,
+# stays within it).
+INTERVAL = "10s"
 FILL_MOUNT = "/var/lib/podium-fault-disk"
 
 
 WATCHDOG_PATH = "/watchdog"
 WATCHDOG_INTERVAL = 15  # seconds: monitoring_deadmansswitch_interval for the test
 # Alertmanager drops an alert Prometheus stopped sending 4 x max(resend delay, evaluation
-# interval) after the last send: 2 minutes with this, 4 with the default 1m.
+# interval) after the last send: 1 minute with this and INTERVAL, 4 with the defaults.
 RESEND_DELAY = "15s"
 
 # Webhook payloads received, with the time they arrived; the dead-man's switch's pings.
@@ -83,7 +89,9 @@ def _converge_monitoring(stack, paths, label: str, *extra: str) -> None:
         "-e", f"monitoring_webhook_url={receiver}/alerts",
         "-e", f"monitoring_deadmansswitch_url={receiver}{WATCHDOG_PATH}",
         "-e", f"monitoring_deadmansswitch_interval={WATCHDOG_INTERVAL}s",
-        "-e", f"monitoring_alert_resend_delay={RESEND_DELAY}", *extra],
+        "-e", f"monitoring_alert_resend_delay={RESEND_DELAY}",
+        "-e", f"monitoring_scrape_interval={INTERVAL}",
+        "-e", f"monitoring_evaluation_interval={INTERVAL}", *extra],
         echo=False)
 
 
@@ -185,7 +193,7 @@ def test_filling_a_filesystem_fires_the_disk_alert_mails_the_operator_and_resolv
         print(f"\nfault -> firing in Prometheus: {fired - filled:.0f}s; "
               f"fault -> webhook notification: {at - filled:.0f}s; -> mail in "
               f"{stack.admin.email}: {mailed - filled:.0f}s "
-              f"(scrape and evaluation every 30s, for: {FOR_OVERRIDE}, group_wait 30s)")
+              f"(scrape and evaluation every {INTERVAL}, for: {FOR_OVERRIDE}, group_wait 30s)")
     finally:
         on_target(f"sudo umount {FILL_MOUNT} && sudo rmdir {FILL_MOUNT}")
     emptied = time.monotonic()
@@ -396,8 +404,8 @@ def test_the_watchdog_pings_the_deadmansswitch_until_prometheus_dies(stack, path
     """The dead-man's switch (docs/runbooks/watchdog.md), with the receiver standing in for
     the outside service: Watchdog pings arrive every interval; with Prometheus stopped they
     stop (after Alertmanager's copy of the alert expires: up to 4 minutes after the last
-    send with the production resend delay, 2 with the test's; the switch's grace period must
-    cover that), and resume once it is back.
+    send with the production resend delay and evaluation interval, 1 with the test's; the
+    switch's grace period must cover that), and resume once it is back.
     Runs last: Prometheus is down for several minutes."""
     mon = next(h for h in stack.hosts if "monitoring" in h.roles)
     seen = len(WATCHDOG)
