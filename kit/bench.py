@@ -58,9 +58,10 @@ def twin_name(number: int, path: str) -> str:
     the object's ``path`` (query included), or as near as a file name allows ("/0" for "/").
 
     A request's address costs the edge work whatever answers it: HTTP/2 clients send :path
-    uncompressed by the header table (nghttp2 never indexes it), nginx parses it and writes it
-    to the access log. A post page's address is 50-60 characters; against a twin at "/twin-0"
-    that alone made the file about 5% cheaper (docs/perf.md, session 16)."""
+    as a literal on every request (nghttp2 never adds it to the header table), and nginx
+    decodes it, parses it and writes it to the access log. A post page's address is 50-60
+    characters; against a twin at "/twin-0" that alone made the file about 5% cheaper
+    (docs/perf.md, session 16)."""
     length = max(len(path) - 1, len(str(number)))
     return (f"{number}-" + "t" * length)[:length]
 
