@@ -278,6 +278,68 @@ def test_a_cached_page_is_stored_compressed_once_per_encoding(address, stack_var
     assert len(answers[1].body) < len(answers[2].body)
 
 
+# --- Hot pages as files (docs/decisions/0304-hot-pages-as-files.md) --------------------------
+
+# nginx's own ETag for a static file ("mtime-size" in hex); the app's are quoted hashes.
+FILE_ETAG = re.compile(r'^"[0-9a-f]+-[0-9a-f]+"$')
+EDGE_DEFAULTS = Path(__file__).parents[2] / "roles/edge/defaults/main.yml"
+
+
+def test_hot_pages_service_running_and_enabled(host):
+    service = host.service("podium-edge-pages")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_a_hot_page_is_served_as_a_file_with_the_cached_copys_body_and_headers(
+        host, address, stack_vars, tls):
+    """A page the page cache answers edge_page_files_threshold times within the window is then
+    sent from a file (nginx's ETag, a Content-Length) with the cached copy's bytes and the
+    page cache's headers; a signed-in reader or a query string still gets the page cache."""
+    import yaml
+
+    defaults = yaml.safe_load(EDGE_DEFAULTS.read_text())
+    domain = stack_vars["podium_domain"]
+    variant = {"Accept-Encoding": "gzip", "Accept-Language": "fr"}
+
+    def get(path="/", **extra):
+        return edgehttp.request(address, domain, path, tls, headers={**variant, **extra})
+
+    def from_file(answer) -> bool:
+        return bool(FILE_ETAG.match(answer.headers.get("etag", "")))
+
+    answers = [get() for _ in range(defaults["edge_page_files_threshold"] + 2)]
+    deadline = time.monotonic() + 10  # the candidate log flushes every second
+    while not from_file(answers[-1]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        answers.append(get())
+    answer = answers[-1]
+    assert from_file(answer), [a.headers.get("x-cache-status") for a in answers]
+    assert answer.status == 200 and answer.headers["x-cache-status"] == "HIT"
+    assert int(answer.headers["content-length"]) == len(answer.body)
+    assert answer.headers["content-encoding"] == "gzip"
+    # The page cache's copy of the same variant, read from its cache file on the edge
+    # (proxy_cache_key; nginx's file header keeps the body's offset at byte 56).
+    digest = hashlib.md5(f"https{domain}/frgzip".encode()).hexdigest()
+    with host.sudo():
+        stored = host.file(f"{defaults['edge_cache_dir']}/pages/{digest[-1]}/{digest[-3:-1]}/"
+                           f"{digest}").content
+    assert answer.body == stored[int.from_bytes(stored[56:58], "little"):]
+    proxied = get(f"/?podium-test={uuid.uuid4().hex}")  # the same page through the cache
+    assert not from_file(proxied), proxied.headers
+    for name in ("cache-control", "content-security-policy", "content-type",
+                 "strict-transport-security", "x-content-type-options"):
+        assert answer.headers[name] == proxied.headers[name], name
+    vary = {v.strip().lower() for v in answer.headers["vary"].split(",")}
+    assert vary == {"accept-encoding", "accept-language"}
+    signed_in = get(Cookie="session=podium-test")
+    assert signed_in.headers["cache-control"] == "private, no-store"
+    assert not from_file(signed_in)
+    # No file is linked for a second past the copy's freshness (max-age 30 from now at most).
+    seconds = [int(n) for n in host.run("ls /run/podium-edge-pages").stdout.split() if n.isdigit()]
+    assert seconds and max(seconds) <= time.time() + 31, seconds
+
+
 # --- Purges (docs/decisions/0180-edge-purge.md) --------------------------------------------
 
 @pytest.fixture()
