@@ -323,3 +323,11 @@ def test_the_role_refuses_page_files_settings_nginx_would_misread(tmp_path, name
     (failure,) = report["failures"]
     assert name in failure["message"]
     assert report["changed"] == []
+
+
+def test_no_more_pages_are_promoted_than_the_limit(files):
+    files.max_pages = 1
+    other = pages.Page("podium.test", "en", "br", "/@alice/124", "/@alice/124")
+    _promote(files)
+    _promote(files, other)
+    assert list(files.promoted) == [PAGE]
