@@ -331,3 +331,13 @@ def test_no_more_pages_are_promoted_than_the_limit(files):
     _promote(files)
     _promote(files, other)
     assert list(files.promoted) == [PAGE]
+
+
+def test_a_name_the_file_system_refuses_drops_the_page_not_the_service(files, capsys):
+    long = "/" + "a" * 300  # a longer name than ext4 or tmpfs allow in one folder entry
+    page = pages.Page("podium.test", "en", "br", long, long)
+    _cache_file(files.cache_dir, page, NOW + 30)
+    _promote(files, page)
+    files.refresh(NOW)
+    assert page not in files.promoted
+    assert "stays with the page cache" in capsys.readouterr().out
