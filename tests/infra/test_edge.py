@@ -336,7 +336,7 @@ def test_a_hot_page_is_served_as_a_file_with_the_cached_copys_body_and_headers(
     assert signed_in.headers["cache-control"] == "private, no-store"
     assert not from_file(signed_in)
     # No file is linked for a second past the copy's freshness (max-age 30 from now at most).
-    seconds = [int(n) for n in host.run("ls /run/podium-edge-pages").stdout.split() if n.isdigit()]
+    seconds = [int(n) for n in host.run("ls /var/cache/podium-edge-pages").stdout.split() if n.isdigit()]
     assert seconds and max(seconds) <= time.time() + 31, seconds
 
 
